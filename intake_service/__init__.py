@@ -1,0 +1,1 @@
+"""Intake (受理): accepts complaints from the storefront, numbers them, issues receipts."""

@@ -1,0 +1,3 @@
+"""Intake consumes no events yet: complaints enter over HTTP only."""
+
+HANDLERS: dict[str, object] = {}

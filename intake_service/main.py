@@ -1,0 +1,24 @@
+"""The intake service's ASGI app."""
+
+from fastapi import FastAPI
+
+from intake_service.config import get_settings
+from intake_service.models import SCHEMA, outbox
+from intake_service.router import router
+from shared.runtime import ServiceSpec, create_service_app
+
+SPEC = ServiceSpec(
+    name="intake",
+    schema=SCHEMA,
+    outbox=outbox,
+    routers=[router],
+    description="Accepts complaints (受理), numbers them and gives the customer a receipt.",
+)
+
+
+def create_app() -> FastAPI:
+    """Builds the intake app from the environment's settings."""
+    return create_service_app(SPEC, get_settings())
+
+
+app = create_app()

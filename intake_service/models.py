@@ -1,0 +1,68 @@
+"""Tables of the intake schema."""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Table,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.db import make_metadata
+from shared.messaging import Outbox, outbox_table
+
+SCHEMA = "intake"
+metadata = make_metadata(SCHEMA)
+
+complaints = Table(
+    "complaints",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("complaint_number", Text, nullable=False, unique=True),
+    Column("customer_id", Text, nullable=False),
+    # PII stays in this schema (and notification's); events carry it sealed.
+    Column("contact", JSONB, nullable=False),
+    Column("preferred_contact_channel", Text, nullable=False),
+    Column("order_number", Text, nullable=True),
+    Column("merchant_id", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("category_hint", Text, nullable=True),
+    Column("description", Text, nullable=False),
+    Column("demands", JSONB, nullable=False),
+    Column("product", JSONB, nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("status", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("respond_by", DateTime(timezone=True), nullable=False),
+    Column("correlation_id", Text, nullable=False),
+    Index("ix_complaints_customer_id_received_at", "customer_id", "received_at"),
+    Index("ix_complaints_merchant_id_received_at", "merchant_id", "received_at"),
+)
+
+# One row per month: complaint numbers are year+month+sequence (202405-000001).
+complaint_number_counters = Table(
+    "complaint_number_counters",
+    metadata,
+    Column("period", Text, primary_key=True),
+    Column("last_value", BigInteger, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("request_fingerprint", Text, nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_body", JSONB, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+outbox = Outbox(outbox_table(metadata))

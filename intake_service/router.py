@@ -1,0 +1,54 @@
+"""Intake HTTP endpoints (thin: validation by schemas, rules in service)."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Response, status
+from fastapi.responses import JSONResponse
+
+from intake_service import service
+from intake_service.config import get_settings
+from intake_service.schemas import ComplaintCreate, ComplaintReceipt, ComplaintView
+from shared.errors import PROBLEM_JSON
+from shared.observability import bind_complaint, current_correlation_id, new_correlation_id
+from shared.web import SessionDep
+
+router = APIRouter(prefix="/v1/complaints", tags=["complaints"])
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
+    422: {"description": "Invalid request", "content": {PROBLEM_JSON: {}}},
+    404: {"description": "Not found", "content": {PROBLEM_JSON: {}}},
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ComplaintReceipt,
+    responses=PROBLEM_RESPONSES,
+    summary="Accept a complaint and return its receipt",
+)
+async def post_complaint(
+    body: ComplaintCreate,
+    session: SessionDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
+) -> Response:
+    """Accepts a complaint; a retry with the same Idempotency-Key returns the first receipt."""
+    submission = await service.submit_complaint(
+        session,
+        request=body,
+        idempotency_key=idempotency_key,
+        correlation_id=current_correlation_id() or new_correlation_id(),
+        settings=get_settings(),
+    )
+    bind_complaint(submission.body.get("complaint_id"))
+    headers = {"Idempotent-Replayed": "true"} if submission.replayed else {}
+    return JSONResponse(submission.body, status_code=submission.status_code, headers=headers)
+
+
+@router.get("/{complaint_id}", response_model=ComplaintView, responses=PROBLEM_RESPONSES)
+async def get_complaint(complaint_id: UUID, session: SessionDep) -> ComplaintView:
+    """Shows intake's view of a complaint."""
+    return await service.get_complaint(session, complaint_id=complaint_id)

@@ -1,0 +1,1 @@
+"""Notification (反馈/回访): keeps the customer informed through their own channel."""

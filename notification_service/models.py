@@ -1,0 +1,42 @@
+"""Tables of the notification schema."""
+
+from sqlalchemy import Column, DateTime, Index, Table, Text, UniqueConstraint, Uuid
+
+from shared.db import make_metadata
+from shared.messaging import Outbox, inbox_table, outbox_table
+
+SCHEMA = "notification"
+metadata = make_metadata(SCHEMA)
+
+# Who to tell, and how; the contact stays sealed at rest and is opened only to deliver.
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("complaint_id", Uuid, primary_key=True),
+    Column("complaint_number", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("sealed_contact", Text, nullable=False),
+    Column("preferred_channel", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("complaint_id", Uuid, nullable=False),
+    Column("complaint_number", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("channel", Text, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("respond_by", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # One acknowledgement per complaint: a duplicate that slipped past the inbox fails loudly.
+    UniqueConstraint("complaint_id", "kind"),
+    Index("ix_notifications_status", "status"),
+)
+
+outbox = Outbox(outbox_table(metadata))
+inbox = inbox_table(metadata)

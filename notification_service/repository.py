@@ -1,0 +1,62 @@
+"""All SQL of the notification service."""
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification_service.models import notifications, recipients
+
+
+async def lock_complaint(session: AsyncSession, *, complaint_id: UUID) -> None:
+    """Serialises this transaction with others about the same complaint (any replica)."""
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(str(complaint_id)))))
+
+
+async def insert_recipient(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Stores a recipient; False if already known."""
+    result = await session.execute(
+        pg_insert(recipients)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(recipients.c.complaint_id)
+    )
+    return result.first() is not None
+
+
+async def get_recipient(session: AsyncSession, *, complaint_id: UUID) -> Row[Any] | None:
+    """Gets the recipient of a complaint's notifications."""
+    result = await session.execute(
+        select(recipients).where(recipients.c.complaint_id == complaint_id)
+    )
+    return result.first()
+
+
+async def insert_notification(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Records a notification (a duplicate kind per complaint is an integrity error)."""
+    await session.execute(insert(notifications).values(**values))
+
+
+async def list_notifications(
+    session: AsyncSession, *, complaint_id: UUID, status: str | None = None
+) -> list[Row[Any]]:
+    """Lists a complaint's notifications, oldest first."""
+    statement = select(notifications).where(notifications.c.complaint_id == complaint_id)
+    if status is not None:
+        statement = statement.where(notifications.c.status == status)
+    result = await session.execute(statement.order_by(notifications.c.recorded_at))
+    return list(result.all())
+
+
+async def set_notification_channel(
+    session: AsyncSession, *, notification_id: UUID, channel: str, status: str
+) -> None:
+    """Fills in the channel of a notification that waited for the contact."""
+    await session.execute(
+        update(notifications)
+        .where(notifications.c.id == notification_id)
+        .values(channel=channel, status=status, updated_at=func.now())
+    )

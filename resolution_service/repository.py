@@ -1,0 +1,35 @@
+"""All SQL of the resolution service."""
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from resolution_service.models import cases
+
+
+async def insert_case(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Opens a case; False if the complaint already has one."""
+    result = await session.execute(
+        insert(cases)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[cases.c.complaint_id])
+        .returning(cases.c.id)
+    )
+    return result.first() is not None
+
+
+async def update_case_triage(
+    session: AsyncSession, *, complaint_id: UUID, values: dict[str, Any]
+) -> None:
+    """Applies a newer triage to an existing case."""
+    await session.execute(update(cases).where(cases.c.complaint_id == complaint_id).values(**values))
+
+
+async def get_case_by_complaint(session: AsyncSession, *, complaint_id: UUID) -> Row[Any] | None:
+    """Gets the case of a complaint."""
+    result = await session.execute(select(cases).where(cases.c.complaint_id == complaint_id))
+    return result.first()

@@ -1,0 +1,1 @@
+"""Process layer: the service catalog and the commands that run the platform locally."""

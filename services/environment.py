@@ -1,0 +1,88 @@
+"""Where the local stack lives: one place that turns environment variables into addresses."""
+
+import os
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from services.catalog import ServiceEntry
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Addresses and credentials of the local stack (env COMPLAINTS_*)."""
+
+    pg_host: str
+    pg_port: int
+    pg_database: str
+    admin_user: str
+    admin_password: str
+    kafka_bootstrap: str
+    topic_prefix: str
+    partitions: int
+    port_offset: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "StackConfig":
+        """Reads COMPLAINTS_* variables with local defaults."""
+        e = dict(os.environ if env is None else env)
+        # One DSN (as in Kubernetes) or its parts (as in the local scripts).
+        if e.get("COMPLAINTS_ADMIN_DSN"):
+            dsn = urlsplit(e["COMPLAINTS_ADMIN_DSN"])
+            e.setdefault("COMPLAINTS_PG_HOST", dsn.hostname or "127.0.0.1")
+            e.setdefault("COMPLAINTS_PG_PORT", str(dsn.port or 5432))
+            e.setdefault("COMPLAINTS_PG_ADMIN_USER", unquote(dsn.username or ""))
+            e.setdefault("COMPLAINTS_PG_ADMIN_PASSWORD", unquote(dsn.password or ""))
+        return cls(
+            pg_host=e.get("COMPLAINTS_PG_HOST", "127.0.0.1"),
+            pg_port=int(e.get("COMPLAINTS_PG_PORT", "5432")),
+            pg_database=e.get("COMPLAINTS_PG_DB", "complaints"),
+            admin_user=e.get("COMPLAINTS_PG_ADMIN_USER", "complaints_admin"),
+            admin_password=e.get("COMPLAINTS_PG_ADMIN_PASSWORD", "complaints_admin"),
+            kafka_bootstrap=e.get(
+                "COMPLAINTS_KAFKA_BOOTSTRAP_SERVERS",
+                f"127.0.0.1:{e.get('COMPLAINTS_KAFKA_PORT', '19092')}",
+            ),
+            topic_prefix=e.get("COMPLAINTS_TOPIC_PREFIX", ""),
+            partitions=int(e.get("COMPLAINTS_TOPIC_PARTITIONS", "6")),
+            port_offset=int(e.get("COMPLAINTS_PORT_OFFSET", "0")),
+        )
+
+    def admin_dsn(self, database: str = "postgres") -> str:
+        """asyncpg DSN of the admin role (provisioning only, never used by services)."""
+        return (
+            f"postgresql://{self.admin_user}:{self.admin_password}"
+            f"@{self.pg_host}:{self.pg_port}/{database}"
+        )
+
+    def service_password(self, entry: ServiceEntry) -> str:
+        """The service role's password: from env in real deployments, a local default here."""
+        explicit = os.environ.get(f"{entry.env_prefix}DB_PASSWORD")
+        if explicit:
+            return explicit
+        url = os.environ.get(f"{entry.env_prefix}DATABASE_URL")
+        if url and urlsplit(url).password:
+            return unquote(urlsplit(url).password or "")
+        return f"{entry.name}_local"
+
+    def service_database_url(self, entry: ServiceEntry) -> str:
+        """The SQLAlchemy URL a service connects with (its own role)."""
+        explicit = os.environ.get(f"{entry.env_prefix}DATABASE_URL")
+        if explicit:
+            return explicit
+        return (
+            f"postgresql+asyncpg://{entry.schema}:{self.service_password(entry)}"
+            f"@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        )
+
+    def service_port(self, entry: ServiceEntry) -> int:
+        """The HTTP port of a service."""
+        return entry.port + self.port_offset
+
+    def service_env(self, entry: ServiceEntry) -> dict[str, str]:
+        """The environment a service process is started with."""
+        prefix = entry.env_prefix
+        return {
+            f"{prefix}DATABASE_URL": self.service_database_url(entry),
+            f"{prefix}KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            f"{prefix}TOPIC_PREFIX": self.topic_prefix,
+        }

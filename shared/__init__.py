@@ -1,0 +1,1 @@
+"""Common ground for the four services: event contracts, messaging, database and HTTP helpers."""

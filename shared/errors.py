@@ -1,0 +1,155 @@
+"""Errors that carry their HTTP status, rendered as application/problem+json (RFC 9457)."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """A domain or request error with its HTTP status and a human-readable detail."""
+
+    status: int = 400
+    title: str = "Bad request"
+    type_slug: str = "bad-request"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class NotFoundError(ProblemError):
+    """The resource does not exist (or the caller may not know it exists)."""
+
+    status = 404
+    title = "Not found"
+    type_slug = "not-found"
+
+
+class ConflictError(ProblemError):
+    """The request conflicts with the current state."""
+
+    status = 409
+    title = "Conflict"
+    type_slug = "conflict"
+
+
+class UnprocessableError(ProblemError):
+    """The request is well-formed but cannot be accepted as it is."""
+
+    status = 422
+    title = "Unprocessable request"
+    type_slug = "unprocessable"
+
+
+class ServiceUnavailableError(ProblemError):
+    """A dependency (database, broker) is not reachable."""
+
+    status = 503
+    title = "Service unavailable"
+    type_slug = "unavailable"
+
+
+def problem_response(
+    status: int, title: str, detail: str, *, type_slug: str, instance: str, **ext: Any
+) -> JSONResponse:
+    """Builds an RFC 9457 problem document response."""
+    body = {
+        "type": f"https://complaints.example/problems/{type_slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **ext,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        if err.get("type") == "json_invalid":
+            reason = (err.get("ctx") or {}).get("error", "invalid JSON")
+            errors.append(
+                {
+                    "field": "body",
+                    "location": "body",
+                    "message": f"malformed JSON at character {loc[-1]}: {reason}",
+                    "type": "json_invalid",
+                }
+            )
+            continue
+        errors.append(
+            {
+                # "body.customer.email" reads better than ["body", "customer", "email"]
+                "field": ".".join(loc[1:] if loc[:1] == ["body"] else loc) or "body",
+                "location": loc[0] if loc else "body",
+                "message": err.get("msg", "invalid"),
+                "type": err.get("type", "value_error"),
+            }
+        )
+    return errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Makes every error leave the service as application/problem+json."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(
+            exc.status,
+            exc.title,
+            exc.detail,
+            type_slug=exc.type_slug,
+            instance=request.url.path,
+            **exc.extensions,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _field_errors(exc)
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem_response(
+            422,
+            "Invalid request",
+            summary or "the request is invalid",
+            type_slug="validation",
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(
+            exc.status_code,
+            str(exc.detail) if exc.status_code >= 500 else _title(exc.status_code),
+            str(exc.detail),
+            type_slug=f"http-{exc.status_code}",
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return problem_response(
+            500,
+            "Internal error",
+            "an unexpected error occurred; nothing was stored",
+            type_slug="internal",
+            instance=request.url.path,
+        )
+
+
+def _title(status: int) -> str:
+    return {404: "Not found", 405: "Method not allowed", 415: "Unsupported media type"}.get(
+        status, "Request error"
+    )

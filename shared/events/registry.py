@@ -1,0 +1,72 @@
+"""Decoding raw Kafka messages into typed envelopes, by event type and major version."""
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.events.envelope import EventEnvelope, EventPayload, RawEnvelope
+from shared.events.payloads import (
+    AcknowledgementRecorded,
+    CaseOpened,
+    ComplaintReceived,
+    ComplaintTriaged,
+)
+
+PAYLOAD_CLASSES: tuple[type[EventPayload], ...] = (
+    ComplaintReceived,
+    ComplaintTriaged,
+    CaseOpened,
+    AcknowledgementRecorded,
+)
+
+_BY_TYPE_AND_VERSION: dict[tuple[str, int], type[EventPayload]] = {
+    (cls.event_type, cls.schema_version): cls for cls in PAYLOAD_CLASSES
+}
+
+
+class UndecodableEventError(Exception):
+    """The message is not a valid event: it belongs in the dead-letter topic."""
+
+
+class UnsupportedSchemaVersionError(UndecodableEventError):
+    """The event type is known but this major version is not."""
+
+
+def parse_envelope(raw: bytes | None) -> RawEnvelope:
+    """Parses the envelope of a Kafka message value, leaving the payload untyped."""
+    if raw is None:
+        raise UndecodableEventError("message has no value")
+    try:
+        return RawEnvelope.model_validate_json(raw)
+    except ValidationError as exc:
+        raise UndecodableEventError(f"invalid envelope: {_summarise(exc)}") from exc
+
+
+def decode_payload(envelope: RawEnvelope) -> EventEnvelope[Any]:
+    """Validates the payload against its class; unknown versions are refused."""
+    cls = _BY_TYPE_AND_VERSION.get((envelope.event_type, envelope.schema_version))
+    if cls is None:
+        raise UnsupportedSchemaVersionError(
+            f"no payload class for {envelope.event_type} v{envelope.schema_version}"
+        )
+    try:
+        payload = cls.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise UndecodableEventError(
+            f"invalid {envelope.event_type} payload: {_summarise(exc)}"
+        ) from exc
+    return EventEnvelope[cls].model_validate(  # type: ignore[valid-type]
+        {**envelope.model_dump(exclude={"payload"}), "payload": payload}
+    )
+
+
+def decode_event(raw: bytes | None) -> EventEnvelope[Any]:
+    """Parses and validates a whole event."""
+    return decode_payload(parse_envelope(raw))
+
+
+def _summarise(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+        for err in exc.errors()[:5]
+    )

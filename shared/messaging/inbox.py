@@ -1,0 +1,33 @@
+"""Idempotent consumer: a row per (consumer, event) written with the handler's effects."""
+
+from uuid import UUID
+
+from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, Table, Text, Uuid, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    """Defines `<schema>.inbox` on a service's MetaData."""
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", Text, nullable=False),
+        Column("event_id", Uuid, nullable=False),
+        Column("event_type", Text, nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("consumer", "event_id"),
+    )
+
+
+async def claim_event(
+    session: AsyncSession, table: Table, *, consumer: str, event_id: UUID, event_type: str
+) -> bool:
+    """Records the event as handled by this consumer; False if it already was."""
+    result = await session.execute(
+        insert(table)
+        .values(consumer=consumer, event_id=event_id, event_type=event_type)
+        .on_conflict_do_nothing()
+        .returning(table.c.event_id)
+    )
+    return result.first() is not None

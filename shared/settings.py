@@ -1,0 +1,42 @@
+"""Settings every service shares; each service subclasses with its own env prefix."""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Local development credentials: fine on a laptop, refused in production.
+LOCAL_SECRET_MARKERS = ("_local@", "change-me", "dev-only")
+
+
+class ServiceSettings(BaseSettings):
+    """Database, Kafka and delivery-guarantee knobs shared by all services."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str
+    db_pool_size: int = Field(default=10, ge=1, le=100)
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    # Prepended to every topic name: lets tests (or tenants) run on their own topics.
+    topic_prefix: str = ""
+    consumer_group: str | None = None
+    relay_batch_size: int = Field(default=200, ge=1, le=5000)
+    relay_poll_interval_seconds: float = Field(default=0.25, gt=0, le=60)
+    consumer_max_attempts: int = Field(default=5, ge=1, le=100)
+    consumer_retry_backoff_seconds: float = Field(default=0.1, ge=0, le=60)
+    consumer_retry_backoff_max_seconds: float = Field(default=5.0, ge=0, le=600)
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_local_secrets_in_production(self) -> "ServiceSettings":
+        if self.environment == "production":
+            for marker in LOCAL_SECRET_MARKERS:
+                if marker in self.database_url:
+                    raise ValueError(
+                        "database_url carries a local development password; "
+                        "set a real secret for production"
+                    )
+        return self

@@ -1,0 +1,31 @@
+"""Tables of the triage schema."""
+
+from sqlalchemy import Boolean, Column, DateTime, Index, Table, Text, Uuid
+
+from shared.db import make_metadata
+from shared.messaging import Outbox, inbox_table, outbox_table
+
+SCHEMA = "triage"
+metadata = make_metadata(SCHEMA)
+
+triages = Table(
+    "triages",
+    metadata,
+    Column("complaint_id", Uuid, primary_key=True),
+    Column("complaint_number", Text, nullable=False),
+    Column("merchant_id", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("priority", Text, nullable=False),
+    Column("team", Text, nullable=False),
+    Column("provisional", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("first_response_due_at", DateTime(timezone=True), nullable=False),
+    Column("triaged_at", DateTime(timezone=True), nullable=False),
+    Column("correlation_id", Text, nullable=False),
+    Index("ix_triages_priority_first_response_due_at", "priority", "first_response_due_at"),
+)
+
+outbox = Outbox(outbox_table(metadata))
+inbox = inbox_table(metadata)

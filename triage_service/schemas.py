@@ -1,0 +1,24 @@
+"""HTTP models of the triage API."""
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from shared.events.vocabulary import Category, Priority
+
+
+class TriageView(BaseModel):
+    """Triage's view of a complaint."""
+
+    complaint_id: UUID
+    complaint_number: str
+    merchant_id: str
+    category: Category
+    priority: Priority
+    team: str
+    provisional: bool
+    reason: str
+    received_at: datetime
+    first_response_due_at: datetime
+    triaged_at: datetime
