@@ -24,6 +24,12 @@ _BY_TYPE_AND_VERSION: dict[tuple[str, int], type[EventPayload]] = {
 }
 
 
+def register_payload(cls: type[EventPayload]) -> type[EventPayload]:
+    """Makes a payload class decodable (the contract classes above are registered already)."""
+    _BY_TYPE_AND_VERSION[(cls.event_type, cls.schema_version)] = cls
+    return cls
+
+
 class UndecodableEventError(Exception):
     """The message is not a valid event: it belongs in the dead-letter topic."""
 

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,8 @@ class EventConsumer:
         self.processing_lock = asyncio.Lock()
         self._pending_offsets: dict[TopicPartition, int] = {}
         self._stopping = False
+        # handled / duplicate / ignored / dead_lettered, for this process's lifetime
+        self.outcomes: Counter[str] = Counter()
 
     async def start(self) -> None:
         """Joins the group and subscribes."""
@@ -148,6 +151,7 @@ class EventConsumer:
         if handler is None:
             # Readers ignore event types they do not handle (additive evolution).
             metrics.EVENTS_HANDLED.labels(self.name, raw.event_type, "ignored").inc()
+            self.outcomes["ignored"] += 1
             return
         with log_context(
             complaint_id=raw.complaint_id,
@@ -181,6 +185,7 @@ class EventConsumer:
                 await asyncio.sleep(self.retry.delay(attempt))
             else:
                 metrics.EVENTS_HANDLED.labels(self.name, event.event_type, outcome).inc()
+                self.outcomes[outcome] += 1
                 logger.info(
                     "event %s",
                     outcome,
@@ -231,6 +236,7 @@ class EventConsumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
         metrics.EVENTS_DEAD_LETTERED.labels(self.name, record.topic).inc()
+        self.outcomes["dead_lettered"] += 1
         logger.error(
             "message dead-lettered: %s",
             error,

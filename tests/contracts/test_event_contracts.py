@@ -1,0 +1,136 @@
+"""Event contracts: the committed JSON Schema snapshots are the reviewed truth."""
+
+import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from shared.events import (
+    PAYLOAD_CLASSES,
+    AcknowledgementRecorded,
+    CaseOpened,
+    ComplaintReceived,
+    ComplaintTriaged,
+    Demand,
+    EventEnvelope,
+    EventPayload,
+    decode_event,
+    new_event,
+)
+from shared.events.snapshots import SNAPSHOT_DIR, current_schemas, render, snapshot_name
+from shared.events.vocabulary import (
+    CaseStatus,
+    Category,
+    Channel,
+    ComplaintTarget,
+    ContactChannel,
+    DemandType,
+    Priority,
+)
+
+NOW = datetime(2024, 5, 10, 9, 30, tzinfo=UTC)
+
+SAMPLES: dict[type[EventPayload], EventPayload] = {
+    ComplaintReceived: ComplaintReceived(
+        complaint_number="202405-000001",
+        customer_id="cust-1",
+        sealed_contact="c2VhbGVk",
+        preferred_contact_channel=ContactChannel.SMS,
+        order_number="2024042800123",
+        merchant_id="m-1",
+        channel=Channel.CHAT,
+        target=ComplaintTarget.PRODUCT,
+        category_hint=Category.PRODUCT_QUALITY,
+        description="item A arrived broken",
+        demands=[Demand(type=DemandType.REFUND), Demand(type=DemandType.COMPENSATION, amount=Decimal("100"))],
+        received_at=NOW,
+    ),
+    ComplaintTriaged: ComplaintTriaged(
+        complaint_number="202405-000001",
+        merchant_id="m-1",
+        category=Category.PRODUCT_QUALITY,
+        priority=Priority.GENERAL,
+        team="merchant_management",
+        provisional=True,
+        first_response_due_at=NOW,
+        triaged_at=NOW,
+    ),
+    CaseOpened: CaseOpened(
+        case_id=uuid.uuid4(),
+        complaint_number="202405-000001",
+        merchant_id="m-1",
+        priority=Priority.URGENT,
+        status=CaseStatus.PROCESSING,
+        first_response_due_at=NOW,
+        opened_at=NOW,
+    ),
+    AcknowledgementRecorded: AcknowledgementRecorded(
+        notification_id=uuid.uuid4(),
+        complaint_number="202405-000001",
+        channel=ContactChannel.SMS,
+        respond_by=NOW,
+        recorded_at=NOW,
+    ),
+}
+
+
+def test_every_event_has_a_sample():
+    assert set(SAMPLES) == set(PAYLOAD_CLASSES)
+
+
+@pytest.mark.parametrize("name", sorted(current_schemas()))
+def test_schema_matches_its_committed_snapshot(name: str):
+    path = SNAPSHOT_DIR / name
+    assert path.exists(), f"no snapshot for {name}: run `python -m shared.events.snapshots` and review"
+    assert render(current_schemas()[name]) == path.read_text(encoding="utf-8"), (
+        f"{name} changed without its snapshot; if the change is additive and reviewed, "
+        "regenerate with `python -m shared.events.snapshots`; if breaking, make a new version"
+    )
+
+
+def test_no_snapshot_without_an_event_class():
+    committed = {path.name for path in SNAPSHOT_DIR.glob("*.json")}
+    assert committed == set(current_schemas()), "an event was removed or renamed"
+
+
+@pytest.mark.parametrize("cls", PAYLOAD_CLASSES, ids=lambda c: c.event_type)
+def test_event_round_trips_through_json(cls: type[EventPayload]):
+    envelope = new_event(SAMPLES[cls], producer="tests", complaint_id=uuid.uuid4(), correlation_id="c-1")
+    decoded = decode_event(envelope.model_dump_json().encode())
+    assert decoded == envelope
+    assert decoded.event_type == cls.event_type
+    assert decoded.schema_version == cls.schema_version
+
+
+@pytest.mark.parametrize("cls", PAYLOAD_CLASSES, ids=lambda c: c.event_type)
+def test_readers_ignore_unknown_fields(cls: type[EventPayload]):
+    envelope = new_event(SAMPLES[cls], producer="tests", complaint_id=uuid.uuid4(), correlation_id="c-1")
+    data = json.loads(envelope.model_dump_json())
+    data["added_later"] = 1
+    data["payload"]["also_added_later"] = {"x": 1}
+    assert decode_event(json.dumps(data).encode()) == envelope
+
+
+def test_event_names_are_past_tense_and_dotted():
+    for cls in PAYLOAD_CLASSES:
+        noun, _, verb = cls.event_type.partition(".")
+        assert noun and verb.endswith("ed"), cls.event_type
+        assert snapshot_name(cls.event_type, cls.schema_version).endswith(f".v{cls.schema_version}.json")
+
+
+def test_resolution_events_carry_no_customer_contact():
+    for cls in PAYLOAD_CLASSES:
+        if cls.topic.value.startswith("resolution."):
+            fields = set(cls.model_fields)
+            assert not fields & {"contact", "sealed_contact", "phone", "email", "name", "address"}
+            assert "merchant_id" in fields, "merchant systems filter resolution events by merchant"
+
+
+def test_envelope_requires_aware_timestamps():
+    envelope = new_event(SAMPLES[CaseOpened], producer="t", complaint_id=uuid.uuid4(), correlation_id="c")
+    data = json.loads(envelope.model_dump_json())
+    data["occurred_at"] = "2024-05-10T09:30:00"
+    with pytest.raises(ValueError, match="timezone"):
+        EventEnvelope[CaseOpened].model_validate(data)

@@ -1,0 +1,379 @@
+"""Outbox, relay, inbox and dead letters against the real Postgres and Kafka."""
+
+import asyncio
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.events import EventEnvelope, Topic, dlq_topic
+from shared.messaging import (
+    EventConsumer,
+    OutboxRelay,
+    RetryPolicy,
+    create_consumer,
+    create_producer,
+    ensure_topics,
+    replay_dead_letters,
+)
+from shared.messaging.headers import event_headers
+from shared.messaging.kafka import delete_topics
+from tests.support.kafka import read_all
+from tests.support.messaging import MessagingSchema, messaging_schema, probe_event, record_effect
+from tests.support.stack import StackUnderTest
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.stack
+
+TOPIC = Topic.INTAKE_COMPLAINT.value
+
+
+@dataclass
+class Lane:
+    """One test's own topics (through a prefix) and throwaway schema."""
+
+    bootstrap: str
+    prefix: str
+    db: MessagingSchema
+
+    @property
+    def topic(self) -> str:
+        return f"{self.prefix}{TOPIC}"
+
+    @property
+    def dlq(self) -> str:
+        return dlq_topic(self.topic)
+
+
+@pytest.fixture
+async def lane(stack: StackUnderTest) -> AsyncIterator[Lane]:
+    prefix = f"msg-{uuid.uuid4().hex[:8]}."
+    bootstrap = stack.config.kafka_bootstrap
+    topics = [f"{prefix}{TOPIC}", dlq_topic(f"{prefix}{TOPIC}")]
+    await ensure_topics(bootstrap, topics, partitions=3)
+    async with messaging_schema(stack.admin_sqlalchemy_url()) as db:
+        yield Lane(bootstrap=bootstrap, prefix=prefix, db=db)
+    await delete_topics(bootstrap, topics)
+
+
+@pytest.fixture
+async def producer(stack: StackUnderTest) -> AsyncIterator[AIOKafkaProducer]:
+    producer = create_producer(stack.config.kafka_bootstrap, client_id="tests")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+class CountingHandler:
+    """Records an effect per event; can be told to fail for chosen sequences."""
+
+    def __init__(self, lane: Lane, *, fail_sequences: set[int] | None = None, delay_s: float = 0):
+        self.lane = lane
+        self.calls = 0
+        self.fail_sequences = fail_sequences or set()
+        self.delay_s = delay_s
+
+    async def __call__(self, session: AsyncSession, event: EventEnvelope[Any]) -> None:
+        self.calls += 1
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if event.payload.sequence in self.fail_sequences:
+            raise RuntimeError(f"handler refuses sequence {event.payload.sequence}")
+        await record_effect(session, self.lane.db.effects, event)
+
+
+def make_consumer(
+    lane: Lane,
+    producer: AIOKafkaProducer,
+    handler: CountingHandler,
+    *,
+    group: str,
+    retry: RetryPolicy | None = None,
+) -> EventConsumer:
+    return EventConsumer(
+        name=group,
+        group_id=group,
+        consumer=create_consumer(lane.bootstrap, group_id=group, client_id=group, session_timeout_ms=6000),
+        topics=[lane.topic],
+        handlers={"probe.recorded": handler},
+        sessionmaker=lane.db.sessionmaker,
+        inbox=lane.db.inbox,
+        dlq_producer=producer,
+        retry=retry or RetryPolicy(max_attempts=3, backoff_s=0.01, max_backoff_s=0.05),
+    )
+
+
+async def running(consumer: EventConsumer) -> asyncio.Task[None]:
+    await consumer.start()
+    return asyncio.create_task(consumer.run())
+
+
+async def stop(consumer: EventConsumer, task: asyncio.Task[None]) -> None:
+    await consumer.stop()
+    await asyncio.wait_for(task, 10)
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, envelope: EventEnvelope[Any]) -> None:
+    await producer.send_and_wait(
+        topic,
+        value=envelope.model_dump_json().encode(),
+        key=str(envelope.complaint_id).encode(),
+        headers=event_headers(envelope),
+    )
+
+
+async def write_to_outbox(lane: Lane, events: list[EventEnvelope[Any]]) -> None:
+    async with lane.db.sessionmaker() as session, session.begin():
+        for event in events:
+            await lane.db.outbox.add(session, event)
+
+
+class TestOutbox:
+    async def test_rolled_back_transaction_publishes_nothing(self, lane: Lane, producer):
+        event = probe_event(uuid.uuid4(), 1)
+        with pytest.raises(RuntimeError):
+            async with lane.db.sessionmaker() as session, session.begin():
+                await lane.db.outbox.add(session, event)
+                raise RuntimeError("state change failed")
+        relay = OutboxRelay(
+            sessionmaker=lane.db.sessionmaker, table=lane.db.outbox.table, producer=producer, topic_prefix=lane.prefix
+        )
+        assert await relay.publish_once() == 0
+        assert await read_all(lane.bootstrap, lane.topic, timeout_ms=500) == []
+
+    async def test_relay_is_woken_by_commit_not_only_by_polling(self, lane: Lane, producer):
+        relay = OutboxRelay(
+            sessionmaker=lane.db.sessionmaker,
+            table=lane.db.outbox.table,
+            producer=producer,
+            topic_prefix=lane.prefix,
+            poll_interval_s=30,  # a poll alone would take 30 s
+        )
+        lane.db.outbox.on_commit(relay.wake)
+        task = asyncio.create_task(relay.run())
+        try:
+            await asyncio.sleep(0.3)  # let the first (empty) pass go to sleep
+            await write_to_outbox(lane, [probe_event(uuid.uuid4(), 1)])
+            await wait_until(lambda: _zero(relay), timeout_s=5, what="published")
+        finally:
+            relay.stop()
+            await asyncio.wait_for(task, 10)
+            lane.db.outbox.remove_listener(relay.wake)
+        assert len(await read_all(lane.bootstrap, lane.topic)) == 1
+
+    async def test_two_relays_keep_per_complaint_order(self, lane: Lane, stack: StackUnderTest):
+        complaints = [uuid.uuid4() for _ in range(8)]
+        events = [probe_event(c, seq) for seq in range(40) for c in complaints]
+        await write_to_outbox(lane, events)
+        producers = [create_producer(lane.bootstrap, client_id=f"relay-{i}") for i in range(2)]
+        for p in producers:
+            await p.start()
+        relays = [
+            OutboxRelay(
+                sessionmaker=lane.db.sessionmaker,
+                table=lane.db.outbox.table,
+                producer=p,
+                topic_prefix=lane.prefix,
+                batch_size=7,
+                poll_interval_s=0.01,
+                name=f"relay-{i}",
+            )
+            for i, p in enumerate(producers)
+        ]
+        tasks = [asyncio.create_task(r.run()) for r in relays]
+        try:
+            await wait_until(lambda: _zero(relays[0]), timeout_s=30, what="outbox drained")
+        finally:
+            for relay in relays:
+                relay.stop()
+            await asyncio.gather(*tasks)
+            for p in producers:
+                await p.stop()
+        messages = await read_all(lane.bootstrap, lane.topic)
+        sequences: dict[str, list[int]] = defaultdict(list)
+        for message in sorted(messages, key=lambda m: (m.partition, m.offset)):
+            body = json.loads(message.value or b"{}")
+            sequences[body["complaint_id"]].append(body["payload"]["sequence"])
+        assert len(messages) == len(events)
+        for complaint in complaints:
+            assert sequences[str(complaint)] == list(range(40)), f"order broken for {complaint}"
+
+    async def test_relay_killed_between_send_and_mark_duplicates_on_topic_not_in_effects(
+        self, lane: Lane, producer
+    ):
+        class CrashAfterSend(OutboxRelay):
+            async def _mark_published(self, session, ids):  # type: ignore[no-untyped-def]
+                raise SystemExit("killed between send and mark")
+
+        events = [probe_event(uuid.uuid4(), seq) for seq in range(5)]
+        await write_to_outbox(lane, events)
+        crashing = CrashAfterSend(
+            sessionmaker=lane.db.sessionmaker, table=lane.db.outbox.table, producer=producer, topic_prefix=lane.prefix
+        )
+        with pytest.raises(SystemExit):
+            await crashing.publish_once()
+        assert await crashing.backlog() == 5, "nothing may be marked when the relay died"
+
+        healthy = OutboxRelay(
+            sessionmaker=lane.db.sessionmaker, table=lane.db.outbox.table, producer=producer, topic_prefix=lane.prefix
+        )
+        assert await healthy.publish_once() == 5
+        on_topic = await read_all(lane.bootstrap, lane.topic)
+        assert len(on_topic) == 10, "each event is on the topic twice"
+
+        handler = CountingHandler(lane)
+        consumer = make_consumer(lane, producer, handler, group=f"g-{uuid.uuid4().hex[:6]}")
+        task = await running(consumer)
+        try:
+            await wait_until(lambda: _calls_at_least(handler, 5), timeout_s=20, what="5 effects")
+            await asyncio.sleep(0.5)
+        finally:
+            await stop(consumer, task)
+        assert await lane.db.count(lane.db.effects) == 5
+        assert await lane.db.count(lane.db.inbox) == 5
+
+
+class TestInbox:
+    async def test_same_event_delivered_twice_has_one_effect(self, lane: Lane, producer):
+        event = probe_event(uuid.uuid4(), 1)
+        await publish(producer, lane.topic, event)
+        await publish(producer, lane.topic, event)
+        marker = probe_event(event.complaint_id, 2)  # same key: arrives after both copies
+        await publish(producer, lane.topic, marker)
+        handler = CountingHandler(lane)
+        consumer = make_consumer(lane, producer, handler, group=f"g-{uuid.uuid4().hex[:6]}")
+        task = await running(consumer)
+        try:
+            await wait_until(
+                lambda: lane.db.count(lane.db.effects, event_id=marker.event_id),
+                timeout_s=20,
+                what="marker handled",
+            )
+        finally:
+            await stop(consumer, task)
+        assert await lane.db.count(lane.db.effects, event_id=event.event_id) == 1
+        assert handler.calls == 2, "the duplicate must not reach the handler"
+        assert consumer.outcomes["duplicate"] == 1
+
+    async def test_offsets_are_committed_so_a_restarted_consumer_does_not_reapply(self, lane: Lane, producer):
+        complaint = uuid.uuid4()
+        for seq in range(10):
+            await publish(producer, lane.topic, probe_event(complaint, seq))
+        group = f"g-{uuid.uuid4().hex[:6]}"
+        first = CountingHandler(lane)
+        consumer = make_consumer(lane, producer, first, group=group)
+        task = await running(consumer)
+        await wait_until(lambda: _calls_at_least(first, 10), timeout_s=20, what="10 handled")
+        await stop(consumer, task)
+
+        second = CountingHandler(lane)
+        consumer = make_consumer(lane, producer, second, group=group)
+        task = await running(consumer)
+        await asyncio.sleep(3)
+        await stop(consumer, task)
+        assert second.calls == 0
+        assert await lane.db.count(lane.db.effects) == 10
+
+    async def test_commits_survive_a_rebalance_to_a_second_member(self, lane: Lane, producer):
+        complaints = [uuid.uuid4() for _ in range(12)]
+        for seq in range(15):
+            for complaint in complaints:
+                await publish(producer, lane.topic, probe_event(complaint, seq))
+        total = 15 * len(complaints)
+        group = f"g-{uuid.uuid4().hex[:6]}"
+        handler = CountingHandler(lane, delay_s=0.01)
+        first = make_consumer(lane, producer, handler, group=group)
+        first_task = await running(first)
+        await wait_until(lambda: _calls_at_least(handler, 30), timeout_s=20, what="first member busy")
+        second = make_consumer(lane, producer, handler, group=group)
+        second_task = await running(second)
+        try:
+            await wait_until(
+                lambda: _count_at_least(lane, total), timeout_s=60, what=f"{total} effects"
+            )
+            await asyncio.sleep(1)
+            assert second.consumer.assignment(), "the second member got partitions"
+        finally:
+            await stop(second, second_task)
+            await stop(first, first_task)
+        assert await lane.db.count(lane.db.effects) == total
+        redelivered = first.outcomes["duplicate"] + second.outcomes["duplicate"]
+        assert redelivered == 0, f"{redelivered} records handled before the rebalance came again"
+        assert first.outcomes["handled"] + second.outcomes["handled"] == total
+
+
+class TestDeadLetters:
+    async def test_poison_messages_go_to_the_dlq_and_the_consumer_keeps_going(self, lane: Lane, producer):
+        complaint = uuid.uuid4()
+        await producer.send_and_wait(lane.topic, value=b"\x00not json", key=str(complaint).encode())
+        future = probe_event(complaint, 1).model_dump(mode="json")
+        future["schema_version"] = 99
+        await producer.send_and_wait(
+            lane.topic, value=json.dumps(future).encode(), key=str(complaint).encode(), headers=[("origin", b"x")]
+        )
+        good = probe_event(complaint, 2)
+        await publish(producer, lane.topic, good)
+        handler = CountingHandler(lane)
+        consumer = make_consumer(lane, producer, handler, group=f"g-{uuid.uuid4().hex[:6]}")
+        task = await running(consumer)
+        try:
+            await wait_until(lambda: lane.db.count(lane.db.effects, event_id=good.event_id), timeout_s=20)
+        finally:
+            await stop(consumer, task)
+        dead = await read_all(lane.bootstrap, lane.dlq)
+        assert len(dead) == 2
+        by_value = {m.value: m for m in dead}
+        garbage = by_value[b"\x00not json"]
+        assert "invalid envelope" in (garbage.header("dlq.error") or "")
+        assert garbage.header("dlq.original_topic") == lane.topic
+        assert garbage.header("dlq.original_offset") is not None
+        versioned = next(m for m in dead if m.value != b"\x00not json")
+        assert "v99" in (versioned.header("dlq.error") or "")
+        assert versioned.header("origin") == "x", "original headers are kept"
+
+    async def test_failing_handler_is_retried_then_dead_lettered_then_replayed_after_a_fix(
+        self, lane: Lane, producer
+    ):
+        complaint = uuid.uuid4()
+        failing, after = probe_event(complaint, 13), probe_event(complaint, 14)
+        await publish(producer, lane.topic, failing)
+        await publish(producer, lane.topic, after)
+        handler = CountingHandler(lane, fail_sequences={13})
+        group = f"g-{uuid.uuid4().hex[:6]}"
+        consumer = make_consumer(lane, producer, handler, group=group)
+        task = await running(consumer)
+        try:
+            await wait_until(lambda: lane.db.count(lane.db.effects, event_id=after.event_id), timeout_s=20)
+            assert handler.calls == 3 + 1, "three attempts for the failing one, one for the next"
+            dead = await read_all(lane.bootstrap, lane.dlq)
+            assert len(dead) == 1
+            assert dead[0].header("dlq.attempts") == "3"
+            assert "refuses sequence 13" in (dead[0].header("dlq.error") or "")
+            assert await lane.db.count(lane.db.effects, event_id=failing.event_id) == 0
+
+            handler.fail_sequences.clear()  # the fix is deployed
+            result = await replay_dead_letters(lane.bootstrap, lane.dlq, group_id=f"replay-{group}")
+            assert result.replayed == 1
+            await wait_until(lambda: lane.db.count(lane.db.effects, event_id=failing.event_id), timeout_s=20)
+        finally:
+            await stop(consumer, task)
+        again = await replay_dead_letters(lane.bootstrap, lane.dlq, group_id=f"replay-{group}")
+        assert again.replayed == 0, "a replay run replays each dead letter once"
+
+
+async def _zero(relay: OutboxRelay) -> bool:
+    return await relay.backlog() == 0
+
+
+async def _calls_at_least(handler: CountingHandler, n: int) -> bool:
+    return handler.calls >= n
+
+
+async def _count_at_least(lane: Lane, n: int) -> bool:
+    return await lane.db.count(lane.db.effects) >= n

@@ -1,0 +1,71 @@
+"""Reading topics whole, for assertions."""
+
+import uuid
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.messaging.headers import header_value
+
+
+@dataclass(frozen=True)
+class Message:
+    """A consumed message, decoded enough for assertions."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    def header(self, name: str) -> str | None:
+        """One header as text."""
+        return header_value(self.headers, name)
+
+
+async def read_all(bootstrap: str, topic: str, *, timeout_ms: int = 1500) -> list[Message]:
+    """Reads every message currently in a topic (all partitions, from the beginning)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        # With group_id=None aiokafka's NoGroupCoordinator can raise CancelledError from
+        # stop() when its task never ran; a throwaway group (never committed) avoids that.
+        group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id=f"test-reader-{uuid.uuid4().hex[:6]}",
+    )
+    await consumer.start()
+    try:
+        # A consumer's own metadata only tracks topics it subscribed to: ask the cluster.
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = cluster.partitions_for_topic(topic) or set()
+        if not partitions:
+            raise AssertionError(f"topic {topic} does not exist")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        messages: list[Message] = []
+        remaining = {tp for tp in tps if end[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=timeout_ms)
+            if not batches:
+                break
+            for tp, records in batches.items():
+                for record in records:
+                    messages.append(
+                        Message(
+                            topic=record.topic,
+                            partition=record.partition,
+                            offset=record.offset,
+                            key=record.key,
+                            value=record.value,
+                            headers=tuple(record.headers or ()),
+                        )
+                    )
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+        return messages
+    finally:
+        await consumer.stop()

@@ -1,0 +1,195 @@
+"""Pure rules, no I/O: numbering, fingerprints, classification, sealing, settings guards."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from intake_service.config import Settings as IntakeSettings
+from intake_service.schemas import ComplaintCreate
+from intake_service.service import format_complaint_number, request_fingerprint
+from shared.errors import NotFoundError, install_problem_handlers
+from shared.events import ComplaintReceived, Demand
+from shared.events.vocabulary import Category, Channel, ComplaintTarget, ContactChannel, DemandType, Priority
+from shared.messaging.consumer import RetryPolicy
+from shared.pii import DEV_ONLY_PII_KEY, SealError, mask_email, mask_phone, seal, unseal
+from triage_service.config import Settings as TriageSettings
+from triage_service.service import TEAM_BY_CATEGORY, classify
+
+VALID = {
+    "customer": {"customer_id": "cust-1", "phone": "13800138000", "preferred_channel": "sms"},
+    "merchant_id": "m-1",
+    "description": "kettle arrived cracked",
+}
+
+
+class TestComplaintNumbers:
+    def test_year_month_and_a_six_digit_sequence(self):
+        assert format_complaint_number("202405", 1) == "202405-000001"
+
+    def test_keeps_growing_past_a_million(self):
+        assert format_complaint_number("202405", 1_234_567) == "202405-1234567"
+
+
+class TestIdempotencyFingerprint:
+    def test_same_body_same_fingerprint_regardless_of_key_order(self):
+        a = ComplaintCreate.model_validate(VALID)
+        b = ComplaintCreate.model_validate(dict(reversed(list(VALID.items()))))
+        assert request_fingerprint(a) == request_fingerprint(b)
+
+    def test_different_body_different_fingerprint(self):
+        a = ComplaintCreate.model_validate(VALID)
+        b = ComplaintCreate.model_validate({**VALID, "description": "kettle arrived broken"})
+        assert request_fingerprint(a) != request_fingerprint(b)
+
+
+class TestComplaintValidation:
+    def test_channel_needs_an_address(self):
+        with pytest.raises(ValidationError, match="needs customer.email"):
+            ComplaintCreate.model_validate(
+                {**VALID, "customer": {"customer_id": "c", "preferred_channel": "email"}}
+            )
+
+    def test_unknown_fields_are_refused(self):
+        with pytest.raises(ValidationError, match="extra"):
+            ComplaintCreate.model_validate({**VALID, "priority": "urgent"})
+
+    def test_delivery_cannot_be_in_the_future(self):
+        future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        with pytest.raises(ValidationError, match="future"):
+            ComplaintCreate.model_validate({**VALID, "delivered_at": future})
+
+    def test_a_demand_type_appears_once(self):
+        with pytest.raises(ValidationError, match="once"):
+            ComplaintCreate.model_validate({**VALID, "demands": [{"type": "refund"}, {"type": "refund"}]})
+
+    def test_negative_amounts_are_refused(self):
+        with pytest.raises(ValidationError):
+            ComplaintCreate.model_validate({**VALID, "demands": [{"type": "compensation", "amount": "-1"}]})
+
+
+def received(**overrides: object) -> ComplaintReceived:
+    values: dict[str, object] = {
+        "complaint_number": "202405-000001",
+        "customer_id": "c",
+        "sealed_contact": "x",
+        "preferred_contact_channel": ContactChannel.SMS,
+        "merchant_id": "m",
+        "channel": Channel.APP,
+        "target": ComplaintTarget.PRODUCT,
+        "description": "broken",
+        "received_at": datetime(2024, 5, 10, tzinfo=UTC),
+    }
+    values.update(overrides)
+    return ComplaintReceived.model_validate(values)
+
+
+class TestProvisionalTriage:
+    settings = TriageSettings()
+
+    def test_hint_wins_over_target(self):
+        decision = classify(received(category_hint=Category.LOGISTICS), settings=self.settings)
+        assert decision.category is Category.LOGISTICS
+
+    def test_target_gives_a_category_without_hint(self):
+        decision = classify(received(target=ComplaintTarget.STAFF), settings=self.settings)
+        assert decision.category is Category.SERVICE_ATTITUDE
+        assert decision.priority is Priority.GENERAL
+
+    def test_safety_is_urgent(self):
+        assert classify(received(category_hint=Category.SAFETY), settings=self.settings).priority is Priority.URGENT
+
+    def test_large_sums_are_urgent(self):
+        big = [Demand(type=DemandType.COMPENSATION, amount=Decimal("5000"))]
+        small = [Demand(type=DemandType.COMPENSATION, amount=Decimal("4999.99"))]
+        assert classify(received(demands=big), settings=self.settings).priority is Priority.URGENT
+        assert classify(received(demands=small), settings=self.settings).priority is Priority.GENERAL
+
+    def test_every_category_has_an_owning_team(self):
+        assert set(TEAM_BY_CATEGORY) == set(Category)
+
+    def test_deadlines_follow_the_manuals(self):
+        hours = self.settings.first_response_hours
+        assert (hours[Priority.URGENT], hours[Priority.IMPORTANT], hours[Priority.GENERAL]) == (2, 24, 48)
+
+
+class TestContactSealing:
+    def test_round_trip(self):
+        contact = {"name": "张三", "phone": "13800138000"}
+        assert unseal(seal(contact, DEV_ONLY_PII_KEY), DEV_ONLY_PII_KEY) == contact
+
+    def test_ciphertext_hides_the_phone(self):
+        assert "13800138000" not in seal({"phone": "13800138000"}, DEV_ONLY_PII_KEY)
+
+    def test_wrong_key_or_tampering_is_refused(self):
+        other = "A" * 43 + "="
+        token = seal({"phone": "1"}, DEV_ONLY_PII_KEY)
+        with pytest.raises(SealError):
+            unseal(token, other)
+        with pytest.raises(SealError):
+            unseal(token[:-4] + "AAAA", DEV_ONLY_PII_KEY)
+
+    def test_masks(self):
+        assert mask_phone("13800138000") == "138****8000"
+        assert mask_email("zhang@example.com") == "z***@example.com"
+
+
+class TestSettingsGuards:
+    def test_production_refuses_local_database_passwords(self):
+        with pytest.raises(ValidationError, match="local development password"):
+            IntakeSettings(environment="production", pii_key="B" * 43 + "=")
+
+    def test_production_refuses_the_dev_pii_key(self):
+        with pytest.raises(ValidationError, match="PII_KEY"):
+            IntakeSettings(environment="production", database_url="postgresql+asyncpg://u:secret@db/x")
+
+    def test_env_prefix_is_per_service(self, monkeypatch: pytest.MonkeyPatch):
+        monkeypatch.setenv("INTAKE_TOPIC_PREFIX", "tenant-a.")
+        monkeypatch.setenv("TRIAGE_TOPIC_PREFIX", "tenant-b.")
+        assert IntakeSettings().topic_prefix == "tenant-a."
+        assert TriageSettings().topic_prefix == "tenant-b."
+
+
+class TestRetryPolicy:
+    def test_backoff_doubles_up_to_the_cap(self):
+        policy = RetryPolicy(max_attempts=6, backoff_s=0.1, max_backoff_s=0.5)
+        assert [policy.delay(n) for n in range(1, 6)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+
+
+class TestProblemResponses:
+    def make_client(self) -> TestClient:
+        app = FastAPI()
+        install_problem_handlers(app)
+
+        @app.get("/things/{thing_id}")
+        async def get_thing(thing_id: uuid.UUID) -> dict[str, str]:
+            raise NotFoundError(f"thing {thing_id} not found")
+
+        @app.post("/things")
+        async def post_thing(body: ComplaintCreate) -> dict[str, str]:
+            return {"ok": "yes"}
+
+        return TestClient(app)
+
+    def test_domain_errors_are_problem_json(self):
+        response = self.make_client().get(f"/things/{uuid.uuid4()}")
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["title"] == "Not found"
+
+    def test_validation_errors_name_the_field(self):
+        response = self.make_client().post("/things", json={**VALID, "merchant_id": "bad id"})
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == ["merchant_id"]
+
+    def test_malformed_json_is_a_clear_422(self):
+        response = self.make_client().post(
+            "/things", content=b'{"customer": ', headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422
+        assert "malformed JSON" in response.json()["detail"]
