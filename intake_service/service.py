@@ -81,9 +81,7 @@ async def submit_complaint(
         session, request=request, correlation_id=correlation_id, settings=settings
     )
     body = receipt.model_dump(mode="json")
-    await repository.store_idempotent_response(
-        session, key=idempotency_key, status=201, body=body
-    )
+    await repository.store_idempotent_response(session, key=idempotency_key, status=201, body=body)
     return Submission(201, body, replayed=False)
 
 

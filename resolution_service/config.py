@@ -12,9 +12,7 @@ class Settings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="RESOLUTION_", extra="ignore", frozen=True)
 
-    database_url: str = (
-        "postgresql+asyncpg://resolution:resolution_local@127.0.0.1:5432/complaints"
-    )
+    database_url: str = "postgresql+asyncpg://resolution:resolution_local@127.0.0.1:5432/complaints"
 
 
 @lru_cache

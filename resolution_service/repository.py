@@ -26,7 +26,9 @@ async def update_case_triage(
     session: AsyncSession, *, complaint_id: UUID, values: dict[str, Any]
 ) -> None:
     """Applies a newer triage to an existing case."""
-    await session.execute(update(cases).where(cases.c.complaint_id == complaint_id).values(**values))
+    await session.execute(
+        update(cases).where(cases.c.complaint_id == complaint_id).values(**values)
+    )
 
 
 async def get_case_by_complaint(session: AsyncSession, *, complaint_id: UUID) -> Row[Any] | None:

@@ -20,8 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def cmd_provision(config: StackConfig) -> None:
     """Creates the database, roles and schemas."""
     asyncio.run(provision(config))
-    print(f"provisioned database {config.pg_database}: roles and schemas for "
-          + ", ".join(entry.name for entry in CATALOG))
+    print(
+        f"provisioned database {config.pg_database}: roles and schemas for "
+        + ", ".join(entry.name for entry in CATALOG)
+    )
 
 
 def cmd_migrate(config: StackConfig) -> None:

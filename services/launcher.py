@@ -107,7 +107,9 @@ class ServiceProcess:
                 except httpx.HTTPError as exc:
                     last = repr(exc)
                 time.sleep(0.2)
-        raise TimeoutError(f"{self.entry.name} not ready after {timeout_s}s ({last}):\n{self.log_tail()}")
+        raise TimeoutError(
+            f"{self.entry.name} not ready after {timeout_s}s ({last}):\n{self.log_tail()}"
+        )
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM (graceful: finish in-flight work), then SIGKILL after the timeout."""
@@ -144,7 +146,7 @@ class ServiceProcess:
 def run_foreground(
     processes: list[ServiceProcess], *, ready_timeout_s: float = 90.0, restart: bool = True
 ) -> int:
-    """Starts services, reports where they are, restarts crashed ones, stops all on SIGINT/SIGTERM."""
+    """Starts services, says where they are, restarts crashed ones, stops all on SIGINT/SIGTERM."""
     stopping = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -159,7 +161,9 @@ def run_foreground(
     try:
         for proc in processes:
             proc.wait_ready(ready_timeout_s)
-            print(f"{proc.entry.name:<13} ready at {proc.base_url}  (log {proc.log_path})", flush=True)
+            print(
+                f"{proc.entry.name:<13} ready at {proc.base_url}  (log {proc.log_path})", flush=True
+            )
         print("all services ready", flush=True)
         while not stopping.wait(1.0):
             for proc in processes:

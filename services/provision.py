@@ -40,10 +40,14 @@ async def provision(config: StackConfig, *, database: str | None = None) -> None
         for entry in CATALOG:
             role = _ident(entry.schema)
             await conn.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {_ident(database)} TO {role}")
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(entry.schema)} AUTHORIZATION {role}")
+            await conn.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {_ident(entry.schema)} AUTHORIZATION {role}"
+            )
             await conn.execute(f"ALTER SCHEMA {_ident(entry.schema)} OWNER TO {role}")
             await conn.execute(f"REVOKE ALL ON SCHEMA {_ident(entry.schema)} FROM PUBLIC")
-            await conn.execute(f"ALTER ROLE {role} IN DATABASE {_ident(database)} SET search_path = {role}")
+            await conn.execute(
+                f"ALTER ROLE {role} IN DATABASE {_ident(database)} SET search_path = {role}"
+            )
     finally:
         await conn.close()
 

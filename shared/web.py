@@ -105,9 +105,11 @@ def operations_router() -> APIRouter:
     async def readyz(request: Request) -> dict[str, Any]:
         checks = await request.app.state.runtime.check_ready()
         if any(value != "ok" for value in checks.values()):
-            raise ServiceUnavailableError("not ready: " + ", ".join(
-                f"{name}={value}" for name, value in checks.items() if value != "ok"
-            ), checks=checks)
+            raise ServiceUnavailableError(
+                "not ready: "
+                + ", ".join(f"{name}={value}" for name, value in checks.items() if value != "ok"),
+                checks=checks,
+            )
         return {"status": "ready", "checks": checks}
 
     @router.get("/metrics")

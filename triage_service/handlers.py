@@ -1,6 +1,5 @@
 """Triage's Kafka handlers: plain functions of (session, event)."""
 
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events import ComplaintReceived, EventEnvelope, Topic
@@ -19,4 +18,3 @@ async def on_complaint_received(
 SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
     Topic.INTAKE_COMPLAINT: {ComplaintReceived.event_type: on_complaint_received},
 }
-

@@ -58,7 +58,9 @@ def classify(complaint: ComplaintReceived, *, settings: Settings) -> Classificat
         complaint.target, Category.UNCLASSIFIED
     )
     reasons = [
-        "category from hint" if complaint.category_hint else f"category from target {complaint.target}"
+        "category from hint"
+        if complaint.category_hint
+        else f"category from target {complaint.target}"
     ]
     priority = Priority.GENERAL
     if category is Category.SAFETY:

@@ -39,7 +39,9 @@ def run_env(metadata: MetaData) -> None:
     if not url:
         raise RuntimeError("sqlalchemy.url is not set")
 
-    def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
         if type_ == "table":
             return bool(getattr(obj, "schema", None) == schema)
         return True

@@ -1,7 +1,7 @@
 """The one envelope every event travels in, and the base class of payloads."""
 
 import uuid
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -56,7 +56,9 @@ def new_event(
     causation: EventEnvelope[Any] | None = None,
 ) -> EventEnvelope[PayloadT]:
     """Wraps a payload in a fresh envelope; `causation` is the event that caused this one."""
-    return EventEnvelope[type(payload)](  # type: ignore[misc]
+    # Parametrised by the concrete class so the payload serialises with all its fields.
+    envelope_class = cast("type[EventEnvelope[PayloadT]]", EventEnvelope[type(payload)])  # type: ignore[misc]
+    return envelope_class(
         event_id=uuid.uuid4(),
         event_type=payload.event_type,
         schema_version=payload.schema_version,

@@ -211,7 +211,8 @@ class EventConsumer:
         self, record: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int
     ) -> None:
         """Publishes the record unchanged to `<topic>.dlq` with the error; waits for the ack."""
-        headers = list(record.headers or ()) + [
+        headers = [
+            *(record.headers or ()),
             ("dlq.error", f"{type(error).__name__}: {error}"[:2000].encode()),
             ("dlq.traceback", "".join(traceback.format_exception(error))[-4000:].encode()),
             ("dlq.original_topic", record.topic.encode()),

@@ -53,9 +53,9 @@ async def replay_dead_letters(
                 for record in records:
                     if limit is not None and replayed + skipped >= limit:
                         break
-                    original = header_value(record.headers, "dlq.original_topic") or dlq.removesuffix(
-                        DLQ_SUFFIX
-                    )
+                    original = header_value(
+                        record.headers, "dlq.original_topic"
+                    ) or dlq.removesuffix(DLQ_SUFFIX)
                     if original.endswith(DLQ_SUFFIX):
                         skipped += 1
                     else:

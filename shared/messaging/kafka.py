@@ -1,6 +1,7 @@
 """aiokafka factories with the platform's safe defaults, and topic administration."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -62,12 +63,11 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
         if missing:
-            try:
+            # Another process may create them first: that is the goal anyway.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(name, partitions, replication_factor) for name in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another process created them first: that is the goal anyway
             outcome.update({name: "created" for name in missing})
         present = [name for name in wanted if name in existing]
         if present:
@@ -90,7 +90,9 @@ async def ensure_topics(
     return outcome
 
 
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float) -> None:
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while True:

@@ -2,9 +2,7 @@
 
 from prometheus_client import Counter, Gauge
 
-OUTBOX_PUBLISHED = Counter(
-    "outbox_published_total", "Outbox rows published to Kafka", ["schema"]
-)
+OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published to Kafka", ["schema"])
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published", ["schema"])
 RELAY_FAILURES = Counter("outbox_relay_failures_total", "Failed relay attempts", ["schema"])
 EVENTS_HANDLED = Counter(

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -186,7 +186,7 @@ class OutboxRelay:
         metrics.OUTBOX_PUBLISHED.labels(self.table.schema).inc(len(rows))
         return len(rows)
 
-    async def _send(self, rows: list[Any]) -> None:
+    async def _send(self, rows: Sequence[Any]) -> None:
         # send() enqueues in call order; the idempotent producer keeps that order per
         # partition through its own retries. Then wait until the broker acked them all.
         pending = []

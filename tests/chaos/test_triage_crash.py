@@ -47,7 +47,9 @@ async def test_kill_9_triage_mid_flow_every_complaint_reaches_notification_exact
                 platform.kill("triage")
                 triaged_at_kill.append(
                     await count_where(
-                        admin_db, "SELECT count(*) FROM triage.triages WHERE complaint_id = ANY($1)", list(posted)
+                        admin_db,
+                        "SELECT count(*) FROM triage.triages WHERE complaint_id = ANY($1)",
+                        list(posted),
                     )
                 )
 
@@ -65,7 +67,9 @@ async def test_kill_9_triage_mid_flow_every_complaint_reaches_notification_exact
         )
         return done == COMPLAINTS
 
-    await wait_until(all_acknowledged, timeout_s=FLOW_DEADLINE_S, interval_s=1, what="500 acknowledgements")
+    await wait_until(
+        all_acknowledged, timeout_s=FLOW_DEADLINE_S, interval_s=1, what="500 acknowledgements"
+    )
 
     for table, column in (
         ("triage.triages", "complaint_id"),
@@ -73,7 +77,9 @@ async def test_kill_9_triage_mid_flow_every_complaint_reaches_notification_exact
         ("notification.notifications", "complaint_id"),
     ):
         rows = await admin_db.fetch(
-            f"SELECT {column}, count(*) AS n FROM {table} WHERE {column} = ANY($1) GROUP BY {column}", posted
+            f"SELECT {column}, count(*) AS n FROM {table} "
+            f"WHERE {column} = ANY($1) GROUP BY {column}",
+            posted,
         )
         assert len(rows) == COMPLAINTS, table
         assert all(row["n"] == 1 for row in rows), f"duplicate effect in {table}"
@@ -86,6 +92,10 @@ async def test_kill_9_triage_mid_flow_every_complaint_reaches_notification_exact
     assert emitted == COMPLAINTS, "one acknowledgement.recorded event per complaint"
     config = platform.stack.config
     for topic in Topic:
-        dead = await read_all(config.kafka_bootstrap, dlq_topic(f"{config.topic_prefix}{topic.value}"))
+        dead = await read_all(
+            config.kafka_bootstrap, dlq_topic(f"{config.topic_prefix}{topic.value}")
+        )
         keys = {str(c).encode() for c in posted}
-        assert not [m for m in dead if m.key in keys], f"crash-test complaints dead-lettered on {topic}"
+        assert not [m for m in dead if m.key in keys], (
+            f"crash-test complaints dead-lettered on {topic}"
+        )

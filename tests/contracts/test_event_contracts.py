@@ -44,7 +44,10 @@ SAMPLES: dict[type[EventPayload], EventPayload] = {
         target=ComplaintTarget.PRODUCT,
         category_hint=Category.PRODUCT_QUALITY,
         description="item A arrived broken",
-        demands=[Demand(type=DemandType.REFUND), Demand(type=DemandType.COMPENSATION, amount=Decimal("100"))],
+        demands=[
+            Demand(type=DemandType.REFUND),
+            Demand(type=DemandType.COMPENSATION, amount=Decimal("100")),
+        ],
         received_at=NOW,
     ),
     ComplaintTriaged: ComplaintTriaged(
@@ -83,7 +86,9 @@ def test_every_event_has_a_sample():
 @pytest.mark.parametrize("name", sorted(current_schemas()))
 def test_schema_matches_its_committed_snapshot(name: str):
     path = SNAPSHOT_DIR / name
-    assert path.exists(), f"no snapshot for {name}: run `python -m shared.events.snapshots` and review"
+    assert path.exists(), (
+        f"no snapshot for {name}: run `python -m shared.events.snapshots` and review"
+    )
     assert render(current_schemas()[name]) == path.read_text(encoding="utf-8"), (
         f"{name} changed without its snapshot; if the change is additive and reviewed, "
         "regenerate with `python -m shared.events.snapshots`; if breaking, make a new version"
@@ -97,7 +102,9 @@ def test_no_snapshot_without_an_event_class():
 
 @pytest.mark.parametrize("cls", PAYLOAD_CLASSES, ids=lambda c: c.event_type)
 def test_event_round_trips_through_json(cls: type[EventPayload]):
-    envelope = new_event(SAMPLES[cls], producer="tests", complaint_id=uuid.uuid4(), correlation_id="c-1")
+    envelope = new_event(
+        SAMPLES[cls], producer="tests", complaint_id=uuid.uuid4(), correlation_id="c-1"
+    )
     decoded = decode_event(envelope.model_dump_json().encode())
     assert decoded == envelope
     assert decoded.event_type == cls.event_type
@@ -106,7 +113,9 @@ def test_event_round_trips_through_json(cls: type[EventPayload]):
 
 @pytest.mark.parametrize("cls", PAYLOAD_CLASSES, ids=lambda c: c.event_type)
 def test_readers_ignore_unknown_fields(cls: type[EventPayload]):
-    envelope = new_event(SAMPLES[cls], producer="tests", complaint_id=uuid.uuid4(), correlation_id="c-1")
+    envelope = new_event(
+        SAMPLES[cls], producer="tests", complaint_id=uuid.uuid4(), correlation_id="c-1"
+    )
     data = json.loads(envelope.model_dump_json())
     data["added_later"] = 1
     data["payload"]["also_added_later"] = {"x": 1}
@@ -116,8 +125,11 @@ def test_readers_ignore_unknown_fields(cls: type[EventPayload]):
 def test_event_names_are_past_tense_and_dotted():
     for cls in PAYLOAD_CLASSES:
         noun, _, verb = cls.event_type.partition(".")
-        assert noun and verb.endswith("ed"), cls.event_type
-        assert snapshot_name(cls.event_type, cls.schema_version).endswith(f".v{cls.schema_version}.json")
+        assert noun, cls.event_type
+        assert verb.endswith("ed"), cls.event_type
+        assert snapshot_name(cls.event_type, cls.schema_version).endswith(
+            f".v{cls.schema_version}.json"
+        )
 
 
 def test_resolution_events_carry_no_customer_contact():
@@ -129,7 +141,9 @@ def test_resolution_events_carry_no_customer_contact():
 
 
 def test_envelope_requires_aware_timestamps():
-    envelope = new_event(SAMPLES[CaseOpened], producer="t", complaint_id=uuid.uuid4(), correlation_id="c")
+    envelope = new_event(
+        SAMPLES[CaseOpened], producer="t", complaint_id=uuid.uuid4(), correlation_id="c"
+    )
     data = json.loads(envelope.model_dump_json())
     data["occurred_at"] = "2024-05-10T09:30:00"
     with pytest.raises(ValueError, match="timezone"):

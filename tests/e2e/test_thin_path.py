@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.stack, pytest.mark.e2e]
 ACK_DEADLINE_S = 30
 
 
-async def acknowledgement(http: httpx.AsyncClient, platform: Platform, complaint_id: str) -> dict | None:
+async def acknowledgement(
+    http: httpx.AsyncClient, platform: Platform, complaint_id: str
+) -> dict | None:
     response = await http.get(f"{platform.url('notification')}/v1/complaints/{complaint_id}")
     if response.status_code != 200:
         return None
@@ -58,7 +60,9 @@ class TestThinPath:
         assert case["status"] == "processing"
         assert case["first_response_due_at"] == triage["first_response_due_at"] == ack["respond_by"]
         view = (await http.get(f"{platform.url('intake')}/v1/complaints/{complaint_id}")).json()
-        assert view["contact"]["phone"] == "138****8000", "contact is masked outside the customer's view"
+        assert view["contact"]["phone"] == "138****8000", (
+            "contact is masked outside the customer's view"
+        )
 
     async def test_every_service_logs_the_complaint_and_correlation_ids(self, platform, http):
         correlation_id = f"trace-{uuid.uuid4().hex[:10]}"
@@ -66,7 +70,9 @@ class TestThinPath:
             http, platform.url("intake"), complaint_body(2), **{"X-Correlation-ID": correlation_id}
         )
         complaint_id = response.json()["complaint_id"]
-        await wait_until(lambda: acknowledgement(http, platform, complaint_id), timeout_s=ACK_DEADLINE_S)
+        await wait_until(
+            lambda: acknowledgement(http, platform, complaint_id), timeout_s=ACK_DEADLINE_S
+        )
         await asyncio.sleep(0.5)  # log lines are flushed by the reader threads
         for name in ("intake", "triage", "resolution", "notification"):
             lines = [
@@ -90,7 +96,15 @@ class TestBadInput:
         [
             (json.dumps(complaint_body(3, merchant_id="")), "merchant_id"),
             (json.dumps(complaint_body(3, channel="pigeon")), "channel"),
-            (json.dumps({**complaint_body(3), "customer": {"customer_id": "c", "preferred_channel": "email"}}), "customer"),
+            (
+                json.dumps(
+                    {
+                        **complaint_body(3),
+                        "customer": {"customer_id": "c", "preferred_channel": "email"},
+                    }
+                ),
+                "customer",
+            ),
             ('{"customer": {"customer_id": ', "body"),
         ],
     )
@@ -118,7 +132,9 @@ class TestBadInput:
 
 
 class TestIdempotency:
-    async def test_same_key_same_body_returns_the_first_receipt_once(self, platform, http, admin_db):
+    async def test_same_key_same_body_returns_the_first_receipt_once(
+        self, platform, http, admin_db
+    ):
         key = f"idem-{uuid.uuid4()}"
         body = complaint_body(4)
         first, second = await asyncio.gather(
@@ -129,7 +145,8 @@ class TestIdempotency:
         assert statuses == [201, 201], (first.text, second.text)
         assert first.json() == second.json()
         stored = await admin_db.fetchval(
-            "SELECT count(*) FROM intake.complaints WHERE id = $1", uuid.UUID(first.json()["complaint_id"])
+            "SELECT count(*) FROM intake.complaints WHERE id = $1",
+            uuid.UUID(first.json()["complaint_id"]),
         )
         assert stored == 1
         third = await post_complaint(http, platform.url("intake"), body, **{"Idempotency-Key": key})
@@ -138,9 +155,13 @@ class TestIdempotency:
 
     async def test_same_key_different_body_is_422(self, platform, http):
         key = f"idem-{uuid.uuid4()}"
-        first = await post_complaint(http, platform.url("intake"), complaint_body(5), **{"Idempotency-Key": key})
+        first = await post_complaint(
+            http, platform.url("intake"), complaint_body(5), **{"Idempotency-Key": key}
+        )
         assert first.status_code == 201
-        second = await post_complaint(http, platform.url("intake"), complaint_body(6), **{"Idempotency-Key": key})
+        second = await post_complaint(
+            http, platform.url("intake"), complaint_body(6), **{"Idempotency-Key": key}
+        )
         assert second.status_code == 422
         assert "different request body" in second.json()["detail"]
 
@@ -154,19 +175,25 @@ class TestOperations:
             metrics = await http.get(f"{platform.url(name)}/metrics")
             assert "outbox_backlog" in metrics.text
 
-    async def test_a_poison_message_goes_to_the_dlq_and_the_service_keeps_going(self, platform, http):
+    async def test_a_poison_message_goes_to_the_dlq_and_the_service_keeps_going(
+        self, platform, http
+    ):
         config = platform.stack.config
         topic = f"{config.topic_prefix}{Topic.INTAKE_COMPLAINT.value}"
         producer = create_producer(config.kafka_bootstrap, client_id="poison")
         await producer.start()
         poison_key = uuid.uuid4().hex.encode()
         try:
-            await producer.send_and_wait(topic, value=b'{"event_type": "complaint.received"}', key=poison_key)
+            await producer.send_and_wait(
+                topic, value=b'{"event_type": "complaint.received"}', key=poison_key
+            )
         finally:
             await producer.stop()
         response = await post_complaint(http, platform.url("intake"), complaint_body(7))
         complaint_id = response.json()["complaint_id"]
-        await wait_until(lambda: acknowledgement(http, platform, complaint_id), timeout_s=ACK_DEADLINE_S)
+        await wait_until(
+            lambda: acknowledgement(http, platform, complaint_id), timeout_s=ACK_DEADLINE_S
+        )
 
         async def dead_letters() -> list:
             dead = await read_all(config.kafka_bootstrap, dlq_topic(topic))
@@ -174,6 +201,8 @@ class TestOperations:
 
         dead = await wait_until(dead_letters, timeout_s=ACK_DEADLINE_S, what="poison in DLQ")
         consumers = sorted(m.header("dlq.consumer") for m in dead)
-        assert consumers == ["notification-service", "triage-service"], "each consumer dead-letters it once"
+        assert consumers == ["notification-service", "triage-service"], (
+            "each consumer dead-letters it once"
+        )
         for name in ("triage", "notification"):
             assert (await http.get(f"{platform.url(name)}/readyz")).status_code == 200

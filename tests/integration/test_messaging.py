@@ -99,7 +99,9 @@ def make_consumer(
     return EventConsumer(
         name=group,
         group_id=group,
-        consumer=create_consumer(lane.bootstrap, group_id=group, client_id=group, session_timeout_ms=6000),
+        consumer=create_consumer(
+            lane.bootstrap, group_id=group, client_id=group, session_timeout_ms=6000
+        ),
         topics=[lane.topic],
         handlers={"probe.recorded": handler},
         sessionmaker=lane.db.sessionmaker,
@@ -137,12 +139,19 @@ async def write_to_outbox(lane: Lane, events: list[EventEnvelope[Any]]) -> None:
 class TestOutbox:
     async def test_rolled_back_transaction_publishes_nothing(self, lane: Lane, producer):
         event = probe_event(uuid.uuid4(), 1)
-        with pytest.raises(RuntimeError):
+
+        async def failing_state_change() -> None:
             async with lane.db.sessionmaker() as session, session.begin():
                 await lane.db.outbox.add(session, event)
                 raise RuntimeError("state change failed")
+
+        with pytest.raises(RuntimeError):
+            await failing_state_change()
         relay = OutboxRelay(
-            sessionmaker=lane.db.sessionmaker, table=lane.db.outbox.table, producer=producer, topic_prefix=lane.prefix
+            sessionmaker=lane.db.sessionmaker,
+            table=lane.db.outbox.table,
+            producer=producer,
+            topic_prefix=lane.prefix,
         )
         assert await relay.publish_once() == 0
         assert await read_all(lane.bootstrap, lane.topic, timeout_ms=500) == []
@@ -214,14 +223,20 @@ class TestOutbox:
         events = [probe_event(uuid.uuid4(), seq) for seq in range(5)]
         await write_to_outbox(lane, events)
         crashing = CrashAfterSend(
-            sessionmaker=lane.db.sessionmaker, table=lane.db.outbox.table, producer=producer, topic_prefix=lane.prefix
+            sessionmaker=lane.db.sessionmaker,
+            table=lane.db.outbox.table,
+            producer=producer,
+            topic_prefix=lane.prefix,
         )
         with pytest.raises(SystemExit):
             await crashing.publish_once()
         assert await crashing.backlog() == 5, "nothing may be marked when the relay died"
 
         healthy = OutboxRelay(
-            sessionmaker=lane.db.sessionmaker, table=lane.db.outbox.table, producer=producer, topic_prefix=lane.prefix
+            sessionmaker=lane.db.sessionmaker,
+            table=lane.db.outbox.table,
+            producer=producer,
+            topic_prefix=lane.prefix,
         )
         assert await healthy.publish_once() == 5
         on_topic = await read_all(lane.bootstrap, lane.topic)
@@ -261,7 +276,9 @@ class TestInbox:
         assert handler.calls == 2, "the duplicate must not reach the handler"
         assert consumer.outcomes["duplicate"] == 1
 
-    async def test_offsets_are_committed_so_a_restarted_consumer_does_not_reapply(self, lane: Lane, producer):
+    async def test_offsets_are_committed_so_a_restarted_consumer_does_not_reapply(
+        self, lane: Lane, producer
+    ):
         complaint = uuid.uuid4()
         for seq in range(10):
             await publish(producer, lane.topic, probe_event(complaint, seq))
@@ -290,7 +307,9 @@ class TestInbox:
         handler = CountingHandler(lane, delay_s=0.01)
         first = make_consumer(lane, producer, handler, group=group)
         first_task = await running(first)
-        await wait_until(lambda: _calls_at_least(handler, 30), timeout_s=20, what="first member busy")
+        await wait_until(
+            lambda: _calls_at_least(handler, 30), timeout_s=20, what="first member busy"
+        )
         second = make_consumer(lane, producer, handler, group=group)
         second_task = await running(second)
         try:
@@ -309,13 +328,18 @@ class TestInbox:
 
 
 class TestDeadLetters:
-    async def test_poison_messages_go_to_the_dlq_and_the_consumer_keeps_going(self, lane: Lane, producer):
+    async def test_poison_messages_go_to_the_dlq_and_the_consumer_keeps_going(
+        self, lane: Lane, producer
+    ):
         complaint = uuid.uuid4()
         await producer.send_and_wait(lane.topic, value=b"\x00not json", key=str(complaint).encode())
         future = probe_event(complaint, 1).model_dump(mode="json")
         future["schema_version"] = 99
         await producer.send_and_wait(
-            lane.topic, value=json.dumps(future).encode(), key=str(complaint).encode(), headers=[("origin", b"x")]
+            lane.topic,
+            value=json.dumps(future).encode(),
+            key=str(complaint).encode(),
+            headers=[("origin", b"x")],
         )
         good = probe_event(complaint, 2)
         await publish(producer, lane.topic, good)
@@ -323,7 +347,9 @@ class TestDeadLetters:
         consumer = make_consumer(lane, producer, handler, group=f"g-{uuid.uuid4().hex[:6]}")
         task = await running(consumer)
         try:
-            await wait_until(lambda: lane.db.count(lane.db.effects, event_id=good.event_id), timeout_s=20)
+            await wait_until(
+                lambda: lane.db.count(lane.db.effects, event_id=good.event_id), timeout_s=20
+            )
         finally:
             await stop(consumer, task)
         dead = await read_all(lane.bootstrap, lane.dlq)
@@ -349,7 +375,9 @@ class TestDeadLetters:
         consumer = make_consumer(lane, producer, handler, group=group)
         task = await running(consumer)
         try:
-            await wait_until(lambda: lane.db.count(lane.db.effects, event_id=after.event_id), timeout_s=20)
+            await wait_until(
+                lambda: lane.db.count(lane.db.effects, event_id=after.event_id), timeout_s=20
+            )
             assert handler.calls == 3 + 1, "three attempts for the failing one, one for the next"
             dead = await read_all(lane.bootstrap, lane.dlq)
             assert len(dead) == 1
@@ -360,7 +388,9 @@ class TestDeadLetters:
             handler.fail_sequences.clear()  # the fix is deployed
             result = await replay_dead_letters(lane.bootstrap, lane.dlq, group_id=f"replay-{group}")
             assert result.replayed == 1
-            await wait_until(lambda: lane.db.count(lane.db.effects, event_id=failing.event_id), timeout_s=20)
+            await wait_until(
+                lambda: lane.db.count(lane.db.effects, event_id=failing.event_id), timeout_s=20
+            )
         finally:
             await stop(consumer, task)
         again = await replay_dead_letters(lane.bootstrap, lane.dlq, group_id=f"replay-{group}")

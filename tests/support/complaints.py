@@ -21,7 +21,11 @@ def complaint_body(n: int = 0, **overrides: Any) -> dict[str, Any]:
         "target": "product",
         "category_hint": "product_quality",
         "description": "Item A arrived broken; asking for return and refund plus a coupon.",
-        "demands": [{"type": "return"}, {"type": "refund"}, {"type": "compensation", "amount": "100"}],
+        "demands": [
+            {"type": "return"},
+            {"type": "refund"},
+            {"type": "compensation", "amount": "100"},
+        ],
     }
     body.update(overrides)
     return body

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from services.catalog import CATALOG, BY_NAME
+from services.catalog import BY_NAME, CATALOG
 from services.launcher import ServiceProcess
 from tests.support.stack import REPO_ROOT, StackUnderTest
 
@@ -49,12 +49,16 @@ def service_test_env(name: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_platform(stack: StackUnderTest) -> Iterator[Platform]:
+def running_platform(
+    stack: StackUnderTest, *, port_offset: int = TEST_PORT_OFFSET, label: str = "test"
+) -> Iterator[Platform]:
     """Starts all four services, yields them, stops them gracefully."""
-    config = replace(stack.config, port_offset=TEST_PORT_OFFSET)
-    log_dir = REPO_ROOT / ".run" / "test-logs" / stack.run_id
+    config = replace(stack.config, port_offset=port_offset)
+    log_dir = REPO_ROOT / ".run" / f"{label}-logs" / stack.run_id
     processes = {
-        entry.name: ServiceProcess(entry, config, log_dir=log_dir, extra_env=service_test_env(entry.name))
+        entry.name: ServiceProcess(
+            entry, config, log_dir=log_dir, extra_env=service_test_env(entry.name)
+        )
         for entry in CATALOG
     }
     try:

@@ -1,4 +1,4 @@
-"""The real stack for tests: reuse a running Postgres + Kafka or start them with the project's scripts."""
+"""The real stack for tests: reuse a running Postgres + Kafka, or start them with our scripts."""
 
 import asyncio
 import os
@@ -86,20 +86,26 @@ def create_test_stack(base: StackConfig) -> StackUnderTest:
     for entry in CATALOG:
         upgrade(entry.package, config.service_database_url(entry))
     asyncio.run(
-        ensure_topics(config.kafka_bootstrap, all_topic_names(config.topic_prefix), partitions=config.partitions)
+        ensure_topics(
+            config.kafka_bootstrap,
+            all_topic_names(config.topic_prefix),
+            partitions=config.partitions,
+        )
     )
     return StackUnderTest(config=config, database=database, run_id=run_id)
 
 
 def destroy_test_stack(stack: StackUnderTest) -> None:
     """Drops the run's database and topics."""
-    asyncio.run(delete_topics(stack.config.kafka_bootstrap, all_topic_names(stack.config.topic_prefix)))
+    asyncio.run(
+        delete_topics(stack.config.kafka_bootstrap, all_topic_names(stack.config.topic_prefix))
+    )
     asyncio.run(drop_database(stack.config, stack.database))
 
 
 @contextmanager
 def stack_under_test() -> Iterator[StackUnderTest]:
-    """The whole lifecycle: infrastructure up (or reused), a private database and topics, cleanup."""
+    """Infrastructure up (or reused), a private database and topics, then cleanup."""
     base = StackConfig.from_env()
     started = [] if os.environ.get("COMPLAINTS_TEST_NO_START") else ensure_infrastructure(base)
     stack = create_test_stack(base)

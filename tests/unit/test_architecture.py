@@ -43,11 +43,21 @@ def test_shared_imports_no_service():
 def test_the_check_sees_imports(tmp_path: Path):
     # Guard against a check that can never fail: it must see a real cross-import.
     imports = imported_top_level_packages("triage_service")
-    assert "shared" in imports and "sqlalchemy" in imports
+    assert "shared" in imports
+    assert "sqlalchemy" in imports
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_service_has_the_conventional_modules(service: str):
-    for module in ("main", "config", "models", "schemas", "repository", "service", "router", "handlers"):
+    for module in (
+        "main",
+        "config",
+        "models",
+        "schemas",
+        "repository",
+        "service",
+        "router",
+        "handlers",
+    ):
         assert (ROOT / service / f"{module}.py").exists(), f"{service}/{module}.py missing"
     assert (ROOT / service / "migrations" / "env.py").exists()

@@ -14,7 +14,14 @@ from intake_service.schemas import ComplaintCreate
 from intake_service.service import format_complaint_number, request_fingerprint
 from shared.errors import NotFoundError, install_problem_handlers
 from shared.events import ComplaintReceived, Demand
-from shared.events.vocabulary import Category, Channel, ComplaintTarget, ContactChannel, DemandType, Priority
+from shared.events.vocabulary import (
+    Category,
+    Channel,
+    ComplaintTarget,
+    ContactChannel,
+    DemandType,
+    Priority,
+)
 from shared.messaging.consumer import RetryPolicy
 from shared.pii import DEV_ONLY_PII_KEY, SealError, mask_email, mask_phone, seal, unseal
 from triage_service.config import Settings as TriageSettings
@@ -49,7 +56,7 @@ class TestIdempotencyFingerprint:
 
 class TestComplaintValidation:
     def test_channel_needs_an_address(self):
-        with pytest.raises(ValidationError, match="needs customer.email"):
+        with pytest.raises(ValidationError, match=r"needs customer\.email"):
             ComplaintCreate.model_validate(
                 {**VALID, "customer": {"customer_id": "c", "preferred_channel": "email"}}
             )
@@ -65,11 +72,15 @@ class TestComplaintValidation:
 
     def test_a_demand_type_appears_once(self):
         with pytest.raises(ValidationError, match="once"):
-            ComplaintCreate.model_validate({**VALID, "demands": [{"type": "refund"}, {"type": "refund"}]})
+            ComplaintCreate.model_validate(
+                {**VALID, "demands": [{"type": "refund"}, {"type": "refund"}]}
+            )
 
     def test_negative_amounts_are_refused(self):
         with pytest.raises(ValidationError):
-            ComplaintCreate.model_validate({**VALID, "demands": [{"type": "compensation", "amount": "-1"}]})
+            ComplaintCreate.model_validate(
+                {**VALID, "demands": [{"type": "compensation", "amount": "-1"}]}
+            )
 
 
 def received(**overrides: object) -> ComplaintReceived:
@@ -101,20 +112,29 @@ class TestProvisionalTriage:
         assert decision.priority is Priority.GENERAL
 
     def test_safety_is_urgent(self):
-        assert classify(received(category_hint=Category.SAFETY), settings=self.settings).priority is Priority.URGENT
+        assert (
+            classify(received(category_hint=Category.SAFETY), settings=self.settings).priority
+            is Priority.URGENT
+        )
 
     def test_large_sums_are_urgent(self):
         big = [Demand(type=DemandType.COMPENSATION, amount=Decimal("5000"))]
         small = [Demand(type=DemandType.COMPENSATION, amount=Decimal("4999.99"))]
         assert classify(received(demands=big), settings=self.settings).priority is Priority.URGENT
-        assert classify(received(demands=small), settings=self.settings).priority is Priority.GENERAL
+        assert (
+            classify(received(demands=small), settings=self.settings).priority is Priority.GENERAL
+        )
 
     def test_every_category_has_an_owning_team(self):
         assert set(TEAM_BY_CATEGORY) == set(Category)
 
     def test_deadlines_follow_the_manuals(self):
         hours = self.settings.first_response_hours
-        assert (hours[Priority.URGENT], hours[Priority.IMPORTANT], hours[Priority.GENERAL]) == (2, 24, 48)
+        assert (hours[Priority.URGENT], hours[Priority.IMPORTANT], hours[Priority.GENERAL]) == (
+            2,
+            24,
+            48,
+        )
 
 
 class TestContactSealing:
@@ -145,7 +165,9 @@ class TestSettingsGuards:
 
     def test_production_refuses_the_dev_pii_key(self):
         with pytest.raises(ValidationError, match="PII_KEY"):
-            IntakeSettings(environment="production", database_url="postgresql+asyncpg://u:secret@db/x")
+            IntakeSettings(
+                environment="production", database_url="postgresql+asyncpg://u:secret@db/x"
+            )
 
     def test_env_prefix_is_per_service(self, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("INTAKE_TOPIC_PREFIX", "tenant-a.")

@@ -1,6 +1,6 @@
 """Alembic environment of the triage schema."""
 
-from triage_service.models import metadata
 from shared.db.migrations import run_env
+from triage_service.models import metadata
 
 run_env(metadata)

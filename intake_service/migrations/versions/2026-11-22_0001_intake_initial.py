@@ -89,10 +89,6 @@ def downgrade() -> None:
     op.drop_index("ix_idempotency_keys_expires_at", table_name="idempotency_keys", schema=SCHEMA)
     op.drop_table("idempotency_keys", schema=SCHEMA)
     op.drop_table("complaint_number_counters", schema=SCHEMA)
-    op.drop_index(
-        "ix_complaints_merchant_id_received_at", table_name="complaints", schema=SCHEMA
-    )
-    op.drop_index(
-        "ix_complaints_customer_id_received_at", table_name="complaints", schema=SCHEMA
-    )
+    op.drop_index("ix_complaints_merchant_id_received_at", table_name="complaints", schema=SCHEMA)
+    op.drop_index("ix_complaints_customer_id_received_at", table_name="complaints", schema=SCHEMA)
     op.drop_table("complaints", schema=SCHEMA)

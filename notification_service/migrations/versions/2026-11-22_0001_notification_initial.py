@@ -45,9 +45,7 @@ def upgrade() -> None:
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_notifications"),
-        sa.UniqueConstraint(
-            "complaint_id", "kind", name="uq_notifications_complaint_id_kind"
-        ),
+        sa.UniqueConstraint("complaint_id", "kind", name="uq_notifications_complaint_id_kind"),
         schema=SCHEMA,
     )
     op.create_index("ix_notifications_status", "notifications", ["status"], schema=SCHEMA)

@@ -52,7 +52,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     drop_outbox(SCHEMA)
     drop_inbox(SCHEMA)
-    op.drop_index(
-        "ix_triages_priority_first_response_due_at", table_name="triages", schema=SCHEMA
-    )
+    op.drop_index("ix_triages_priority_first_response_due_at", table_name="triages", schema=SCHEMA)
     op.drop_table("triages", schema=SCHEMA)
