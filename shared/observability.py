@@ -14,7 +14,8 @@ _complaint_id: ContextVar[str | None] = ContextVar("complaint_id", default=None)
 _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 _traceparent: ContextVar[str | None] = ContextVar("traceparent", default=None)
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Record attributes that are not "extra" fields (uvicorn adds an ANSI-coloured copy too).
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 def current_correlation_id() -> str | None:

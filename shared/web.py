@@ -80,13 +80,11 @@ class CorrelationMiddleware:
                 status = status_holder["status"]
                 HTTP_LATENCY.labels(scope["method"], route_path, str(status)).observe(elapsed)
                 if route_path not in ("/healthz", "/readyz", "/metrics"):
-                    logger.info(
-                        "%s %s -> %d",
-                        scope["method"],
-                        route_path,
-                        status,
-                        extra={"duration_ms": round(elapsed * 1000, 2)},
-                    )
+                    extra: dict[str, object] = {"duration_ms": round(elapsed * 1000, 2)}
+                    path_complaint = scope.get("path_params", {}).get("complaint_id")
+                    if path_complaint is not None:
+                        extra["complaint_id"] = str(path_complaint)
+                    logger.info("%s %s -> %d", scope["method"], route_path, status, extra=extra)
 
 
 def _valid_correlation_id(value: str) -> bool:
