@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from intake_service import service
 from intake_service.config import get_settings
 from intake_service.models import SCHEMA, outbox
 from intake_service.router import router
@@ -12,6 +13,7 @@ SPEC = ServiceSpec(
     schema=SCHEMA,
     outbox=outbox,
     routers=[router],
+    maintenance=[service.purge_expired_idempotency_keys],
     description="Accepts complaints (受理), numbers them and gives the customer a receipt.",
 )
 

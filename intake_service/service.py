@@ -4,7 +4,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -163,6 +163,11 @@ async def receive_complaint(
         received_at=received_at,
         respond_by=respond_by,
     )
+
+
+async def purge_expired_idempotency_keys(session: AsyncSession, now: datetime) -> int:
+    """Forgets idempotency keys past their retention (kept at least 24 h)."""
+    return await repository.purge_expired_idempotency_keys(session, now=now)
 
 
 async def get_complaint(session: AsyncSession, *, complaint_id: UUID) -> ComplaintView:

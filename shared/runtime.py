@@ -3,14 +3,16 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Table, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import install_problem_handlers
@@ -19,13 +21,18 @@ from shared.messaging import metrics
 from shared.messaging.consumer import EventConsumer, Handler, RetryPolicy
 from shared.messaging.kafka import create_consumer, create_producer
 from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.retention import purge_inbox, purge_published_outbox
 from shared.observability import configure_logging
 from shared.settings import ServiceSettings
+from shared.time import utcnow
 from shared.web import CorrelationMiddleware, operations_router
 
 logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 90.0
+
+
+MaintenanceJob = Callable[[AsyncSession, datetime], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class ServiceSpec:
     subscriptions: Mapping[Topic, Mapping[str, Handler]] = field(default_factory=dict)
     routers: Sequence[APIRouter] = ()
     description: str = ""
+    # Extra housekeeping run with the outbox/inbox retention (e.g. expired idempotency keys).
+    maintenance: Sequence[MaintenanceJob] = ()
 
 
 class ServiceRuntime:
@@ -98,6 +107,7 @@ class ServiceRuntime:
         await _start_with_retry(self.producer.start, "kafka producer")
         self.spec.outbox.on_commit(self.relay.wake)
         self._spawn(self.relay.run(), "outbox-relay")
+        self._spawn(self._maintenance_loop(), "maintenance")
         if self.spec.subscriptions:
             if self.spec.inbox is None:
                 raise RuntimeError(f"{self.spec.name} subscribes to topics but has no inbox")
@@ -142,6 +152,8 @@ class ServiceRuntime:
             self._relay.stop()
             self.spec.outbox.remove_listener(self._relay.wake)
         for task in self._tasks:
+            if task.get_name() == "maintenance":
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
                 await asyncio.wait_for(task, 15)
         if self._producer is not None:
@@ -177,6 +189,38 @@ class ServiceRuntime:
         with contextlib.suppress(Exception):
             backlog = await asyncio.wait_for(self._relay.backlog(), 2)
             metrics.OUTBOX_BACKLOG.labels(self.spec.schema).set(backlog)
+
+    async def run_maintenance(self, now: datetime | None = None) -> dict[str, int]:
+        """Applies retention once; every replica may run it (deletes are idempotent)."""
+        now = now or utcnow()
+        done: dict[str, int] = {}
+        async with self.sessionmaker() as session, session.begin():
+            done["outbox"] = await purge_published_outbox(
+                session,
+                self.spec.outbox.table,
+                now=now,
+                keep=timedelta(hours=self.settings.outbox_retention_hours),
+            )
+            if self.spec.inbox is not None:
+                done["inbox"] = await purge_inbox(
+                    session,
+                    self.spec.inbox,
+                    now=now,
+                    keep=timedelta(hours=self.settings.inbox_retention_hours),
+                )
+            for job in self.spec.maintenance:
+                done[getattr(job, "__name__", "job")] = await job(session, now)
+        return done
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.maintenance_interval_seconds)
+            try:
+                done = await self.run_maintenance()
+                if any(done.values()):
+                    logger.info("retention applied", extra={"deleted": done})
+            except Exception:
+                logger.exception("maintenance failed; will retry next interval")
 
     async def _wait_for_database(self) -> None:
         async def probe() -> None:

@@ -27,6 +27,10 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_seconds: float = Field(default=0.1, ge=0, le=60)
     consumer_retry_backoff_max_seconds: float = Field(default=5.0, ge=0, le=600)
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    # Retention: inbox rows must outlive any redelivery (Kafka keeps 7 days by default).
+    outbox_retention_hours: int = Field(default=72, ge=1)
+    inbox_retention_hours: int = Field(default=14 * 24, ge=24)
+    maintenance_interval_seconds: float = Field(default=600, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -112,7 +112,16 @@ class EventConsumer:
                             break  # revoked while we waited: the new owner takes it
                         await self.process(record)
                         self._pending_offsets[tp] = record.offset + 1
+                    self._record_lag(tp)
                 await self.commit_pending()
+
+    def _record_lag(self, tp: TopicPartition) -> None:
+        highwater = self.consumer.highwater(tp)
+        position = self._pending_offsets.get(tp)
+        if highwater is not None and position is not None:
+            metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(
+                max(highwater - position, 0)
+            )
 
     async def stop(self) -> None:
         """Finishes the batch in hand, commits it, and leaves the group."""
