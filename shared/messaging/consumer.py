@@ -1,6 +1,7 @@
 """The generic consumer loop: inbox dedupe, commit after effects, retries, dead letters."""
 
 import asyncio
+import contextlib
 import logging
 import traceback
 from collections import Counter
@@ -10,8 +11,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 from sqlalchemy import Table
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events.envelope import EventEnvelope
@@ -26,6 +28,21 @@ from shared.time import utcnow
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, EventEnvelope[Any]], Awaitable[None]]
+
+
+class _StopRequestedError(Exception):
+    """Raised inside a batch when stop() was asked while waiting out an outage."""
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True for failures of the platform (database unreachable), not of the message.
+
+    Such failures block the partition and retry without counting attempts: dead-lettering
+    every message during a database outage would be far worse than waiting.
+    """
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | OSError)
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,8 @@ class EventConsumer:
         while not self._stopping:
             try:
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=200)
+            except ConsumerStoppedError:
+                return
             except KafkaError:
                 logger.exception("fetch failed", extra={"consumer": self.name})
                 await asyncio.sleep(1.0)
@@ -106,14 +125,32 @@ class EventConsumer:
             if not batches:
                 continue
             async with self.processing_lock:
-                for tp, records in batches.items():
-                    for record in records:
-                        if tp not in self.consumer.assignment():
-                            break  # revoked while we waited: the new owner takes it
-                        await self.process(record)
-                        self._pending_offsets[tp] = record.offset + 1
-                    self._record_lag(tp)
+                # On a stop during an outage the unfinished record is not committed: it is
+                # redelivered after the restart.
+                with contextlib.suppress(_StopRequestedError):
+                    await self._process_batches(batches)
                 await self.commit_pending()
+
+    async def _process_batches(
+        self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        for tp, records in batches.items():
+            for record in records:
+                if tp not in self.consumer.assignment():
+                    break  # revoked while we waited: the new owner takes it
+                try:
+                    await self.process(record)
+                except _StopRequestedError:
+                    raise
+                except Exception:
+                    # A bug outside the handler (the handler's own errors are retried and
+                    # dead-lettered in process()). Re-read this record later, keep the loop.
+                    logger.exception("unexpected consumer error", extra={"consumer": self.name})
+                    self.consumer.seek(tp, record.offset)
+                    await asyncio.sleep(1.0)
+                    break
+                self._pending_offsets[tp] = record.offset + 1
+            self._record_lag(tp)
 
     def _record_lag(self, tp: TopicPartition) -> None:
         highwater = self.consumer.highwater(tp)
@@ -177,10 +214,24 @@ class EventConsumer:
     async def _apply_with_retries(
         self, record: ConsumerRecord[bytes, bytes], event: EventEnvelope[Any], handler: Handler
     ) -> None:
-        for attempt in range(1, self.retry.max_attempts + 1):
+        attempt = 0
+        outage_delay = self.retry.backoff_s or 0.1
+        while attempt < self.retry.max_attempts:
             try:
                 outcome = await self._apply_once(event, handler)
             except Exception as exc:
+                if is_infrastructure_error(exc):
+                    if self._stopping:
+                        raise _StopRequestedError from exc
+                    logger.warning(
+                        "infrastructure unavailable, retrying without counting: %r",
+                        exc,
+                        extra={"consumer": self.name, "event_type": event.event_type},
+                    )
+                    await asyncio.sleep(outage_delay)
+                    outage_delay = min(outage_delay * 2, 5.0)
+                    continue
+                attempt += 1
                 logger.warning(
                     "handler failed (attempt %d/%d): %r",
                     attempt,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events import EventEnvelope, Topic, dlq_topic
@@ -395,6 +396,40 @@ class TestDeadLetters:
             await stop(consumer, task)
         again = await replay_dead_letters(lane.bootstrap, lane.dlq, group_id=f"replay-{group}")
         assert again.replayed == 0, "a replay run replays each dead letter once"
+
+
+class OutageHandler(CountingHandler):
+    """Fails like an unreachable database for the first `outage_calls` calls."""
+
+    def __init__(self, lane: Lane, outage_calls: int) -> None:
+        super().__init__(lane)
+        self.outage_calls = outage_calls
+
+    async def __call__(self, session: AsyncSession, event: EventEnvelope[Any]) -> None:
+        if self.calls < self.outage_calls:
+            self.calls += 1
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down"))
+        await super().__call__(session, event)
+
+
+class TestInfrastructureOutage:
+    async def test_a_database_outage_blocks_and_retries_instead_of_dead_lettering(
+        self, lane: Lane, producer
+    ):
+        event = probe_event(uuid.uuid4(), 1)
+        await publish(producer, lane.topic, event)
+        handler = OutageHandler(lane, outage_calls=6)  # more than max_attempts=3
+        consumer = make_consumer(lane, producer, handler, group=f"g-{uuid.uuid4().hex[:6]}")
+        task = await running(consumer)
+        try:
+            await wait_until(
+                lambda: lane.db.count(lane.db.effects, event_id=event.event_id), timeout_s=30
+            )
+        finally:
+            await stop(consumer, task)
+        assert handler.calls == 7
+        assert consumer.outcomes["dead_lettered"] == 0
+        assert await read_all(lane.bootstrap, lane.dlq, timeout_ms=500) == []
 
 
 async def _zero(relay: OutboxRelay) -> bool:
