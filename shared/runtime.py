@@ -102,6 +102,7 @@ class ServiceRuntime:
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_seconds,
             name=spec.name,
+            listen_url=settings.database_url,
         )
         await self._wait_for_database()
         await _start_with_retry(self.producer.start, "kafka producer")

@@ -7,6 +7,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import (
     BigInteger,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.hooks import call_after_commit
@@ -36,6 +38,11 @@ from shared.messaging.headers import event_headers
 from shared.observability import current_traceparent
 
 logger = logging.getLogger(__name__)
+
+
+def notify_channel(table: Table) -> str:
+    """The Postgres NOTIFY channel on which an outbox announces new rows to every replica."""
+    return f"outbox_{table.schema or 'public'}"
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -69,6 +76,7 @@ class Outbox:
 
     def __init__(self, table: Table) -> None:
         self.table = table
+        self.channel = notify_channel(table)
         self._listeners: list[Callable[[], None]] = []
 
     def on_commit(self, callback: Callable[[], None]) -> None:
@@ -93,6 +101,9 @@ class Outbox:
                 body=envelope.model_dump_json(),
             )
         )
+        # Delivered on commit only (and once per transaction): wakes the publishing relay
+        # even when it runs in another replica.
+        await session.execute(select(func.pg_notify(self.channel, "")))
         for listener in self._listeners:
             call_after_commit(session.sync_session, listener)
 
@@ -121,6 +132,7 @@ class OutboxRelay:
         poll_interval_s: float = 0.25,
         max_backoff_s: float = 30.0,
         name: str = "relay",
+        listen_url: str | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.table = table
@@ -131,7 +143,14 @@ class OutboxRelay:
         self.max_backoff_s = max_backoff_s
         self.name = name
         self.lock_key = relay_lock_key(table.schema or "public")
+        # asyncpg DSN for LISTEN; None: only in-process wake-ups and polling.
+        self.listen_url = (
+            make_url(listen_url).set(drivername="postgresql").render_as_string(hide_password=False)
+            if listen_url
+            else None
+        )
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._stopping = False
 
     def wake(self) -> None:
@@ -140,6 +159,43 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publishes forever; errors are retried with exponential backoff."""
+        listener = asyncio.create_task(self._listen())
+        try:
+            await self._publish_loop()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _listen(self) -> None:
+        """Holds its own LISTEN connection; reconnects after failures (polling covers gaps)."""
+        if not self.listen_url:
+            return
+        channel = notify_channel(self.table)
+        while not self._stopping:
+            lost = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(self.listen_url, timeout=10)
+            except (OSError, asyncpg.PostgresError):
+                logger.warning("outbox LISTEN connection failed; polling meanwhile")
+                await asyncio.sleep(2.0)
+                continue
+            try:
+                connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await connection.add_listener(channel, self._on_notify)
+                stopping = asyncio.create_task(self._stopped.wait())
+                closed = asyncio.create_task(lost.wait())
+                await asyncio.wait({stopping, closed}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                closed.cancel()
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close(timeout=5)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _publish_loop(self) -> None:
         failures = 0
         while not self._stopping:
             try:
@@ -162,6 +218,7 @@ class OutboxRelay:
     def stop(self) -> None:
         """Lets `run` finish after its current batch."""
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
 
     async def publish_once(self) -> int:

@@ -177,6 +177,28 @@ class TestOutbox:
             lane.db.outbox.remove_listener(relay.wake)
         assert len(await read_all(lane.bootstrap, lane.topic)) == 1
 
+    async def test_a_relay_in_another_replica_is_woken_by_notify(
+        self, lane: Lane, producer, stack: StackUnderTest
+    ):
+        relay = OutboxRelay(
+            sessionmaker=lane.db.sessionmaker,
+            table=lane.db.outbox.table,
+            producer=producer,
+            topic_prefix=lane.prefix,
+            poll_interval_s=30,  # a poll alone would take 30 s
+            listen_url=stack.admin_sqlalchemy_url(),
+        )
+        # No in-process hook: the commit happens "in another replica".
+        task = asyncio.create_task(relay.run())
+        try:
+            await asyncio.sleep(1.0)  # LISTEN connected, first (empty) pass asleep
+            await write_to_outbox(lane, [probe_event(uuid.uuid4(), 1)])
+            await wait_until(lambda: _zero(relay), timeout_s=5, what="published on NOTIFY")
+        finally:
+            relay.stop()
+            await asyncio.wait_for(task, 10)
+        assert len(await read_all(lane.bootstrap, lane.topic)) == 1
+
     async def test_two_relays_keep_per_complaint_order(self, lane: Lane, stack: StackUnderTest):
         complaints = [uuid.uuid4() for _ in range(8)]
         events = [probe_event(c, seq) for seq in range(40) for c in complaints]
