@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +15,17 @@ import httpx
 
 from services.catalog import ServiceEntry
 from services.environment import StackConfig
+from shared.runtime import SUPERVISOR_PID_ENV
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class ServiceProcess:
@@ -44,8 +56,17 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        """Starts the process (does not wait for readiness)."""
-        env = {**os.environ, **self.config.service_env(self.entry), **self.extra_env}
+        """Starts the process (does not wait for readiness); refuses a port already taken."""
+        if not _port_free(self.port):
+            raise RuntimeError(
+                f"port {self.port} for {self.entry.name} is already in use by another process"
+            )
+        env = {
+            **os.environ,
+            **self.config.service_env(self.entry),
+            **self.extra_env,
+            SUPERVISOR_PID_ENV: str(os.getpid()),
+        }
         command = [
             sys.executable,
             "-m",
@@ -100,6 +121,11 @@ class ServiceProcess:
                 if not self.alive():
                     raise RuntimeError(f"{self.entry.name} exited:\n{self.log_tail()}")
                 try:
+                    health = client.get(f"{self.base_url}/healthz")
+                    if health.status_code != 200 or health.json().get("pid") != self.pid:
+                        last = f"another process answers on port {self.port}: {health.text}"
+                        time.sleep(0.2)
+                        continue
                     response = client.get(f"{self.base_url}/readyz")
                     if response.status_code == 200:
                         return

@@ -3,6 +3,8 @@
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,6 +32,8 @@ from shared.web import CorrelationMiddleware, operations_router
 logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 90.0
+# Set by the launcher (and the test harness) to its own pid: see _exit_when_orphaned.
+SUPERVISOR_PID_ENV = "COMPLAINTS_SUPERVISOR_PID"
 
 
 MaintenanceJob = Callable[[AsyncSession, datetime], Awaitable[int]]
@@ -109,6 +113,9 @@ class ServiceRuntime:
         self.spec.outbox.on_commit(self.relay.wake)
         self._spawn(self.relay.run(), "outbox-relay")
         self._spawn(self._maintenance_loop(), "maintenance")
+        supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+        if supervisor:
+            self._spawn(_exit_when_orphaned(int(supervisor)), "supervisor-watch")
         if self.spec.subscriptions:
             if self.spec.inbox is None:
                 raise RuntimeError(f"{self.spec.name} subscribes to topics but has no inbox")
@@ -153,7 +160,7 @@ class ServiceRuntime:
             self._relay.stop()
             self.spec.outbox.remove_listener(self._relay.wake)
         for task in self._tasks:
-            if task.get_name() == "maintenance":
+            if task.get_name() in ("maintenance", "supervisor-watch"):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
                 await asyncio.wait_for(task, 15)
@@ -234,6 +241,15 @@ class ServiceRuntime:
         task = asyncio.create_task(coro, name=name)
         task.add_done_callback(_log_task_end)
         self._tasks.append(task)
+
+
+async def _exit_when_orphaned(supervisor_pid: int) -> None:
+    # A supervisor killed outright cannot stop its services; without this they would keep
+    # their ports and consumer-group seats. SIGTERM ourselves: the normal graceful shutdown.
+    while os.getppid() == supervisor_pid:  # noqa: ASYNC110 - no event exists for "reparented"
+        await asyncio.sleep(1.0)
+    logger.warning("supervisor %d is gone; shutting down", supervisor_pid)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _log_task_end(task: "asyncio.Task[None]") -> None:

@@ -1,6 +1,7 @@
 """HTTP plumbing every service shares: commit edge, correlation ids, health, metrics."""
 
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -96,8 +97,9 @@ def operations_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz")
-    async def healthz(request: Request) -> dict[str, str]:
-        return {"status": "ok", "service": request.app.state.runtime.spec.name}
+    async def healthz(request: Request) -> dict[str, object]:
+        # The pid lets a supervisor tell its own process from a stale one on the same port.
+        return {"status": "ok", "service": request.app.state.runtime.spec.name, "pid": os.getpid()}
 
     @router.get("/readyz")
     async def readyz(request: Request) -> dict[str, Any]:

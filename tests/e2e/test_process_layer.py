@@ -3,6 +3,7 @@
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -79,6 +80,73 @@ def test_launcher_runs_named_services_and_stops_them_on_sigterm(
     finally:
         if launcher.poll() is None:
             launcher.kill()
+
+
+SUPERVISOR_SCRIPT = """
+import sys, time
+from dataclasses import replace
+from pathlib import Path
+from services.catalog import BY_NAME
+from services.environment import StackConfig
+from services.launcher import ServiceProcess
+config = replace(StackConfig.from_env(), port_offset=int(sys.argv[1]))
+service = ServiceProcess(BY_NAME["intake"], config, log_dir=Path(sys.argv[2]))
+service.start()
+service.wait_ready(60)
+print(service.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in state  # exited, waiting to be reaped by init
+
+
+def test_a_service_shuts_down_when_its_supervisor_is_killed(stack: StackUnderTest, tmp_path: Path):
+    offset = LAUNCHER_PORT_OFFSET + 10_000
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR_SCRIPT, str(offset), str(tmp_path)],
+        cwd=REPO_ROOT,
+        env=stack_env(stack),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = supervisor.stdout.readline() if supervisor.stdout else ""
+        assert line.strip().isdigit(), f"supervisor did not start the service: {line!r}"
+        service_pid = int(line)
+        supervisor.kill()  # no chance to clean up
+        supervisor.wait(10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _gone(service_pid):
+            time.sleep(0.2)
+        assert _gone(service_pid), "the orphaned service kept running"
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{8001 + offset}/healthz")
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+
+
+def test_starting_on_a_taken_port_is_a_clear_error(stack: StackUnderTest, tmp_path: Path):
+    from dataclasses import replace
+
+    from services.catalog import BY_NAME
+    from services.launcher import ServiceProcess
+
+    config = replace(stack.config, port_offset=LAUNCHER_PORT_OFFSET + 20_000)
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 8001 + config.port_offset))
+    blocker.listen()
+    try:
+        with pytest.raises(RuntimeError, match="already in use"):
+            ServiceProcess(BY_NAME["intake"], config, log_dir=tmp_path).start()
+    finally:
+        blocker.close()
 
 
 async def test_replay_command_republishes_dead_letters_to_their_topic(stack: StackUnderTest):
