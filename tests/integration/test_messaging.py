@@ -122,6 +122,28 @@ async def stop(consumer: EventConsumer, task: asyncio.Task[None]) -> None:
     await asyncio.wait_for(task, 10)
 
 
+async def consume_until_applied(
+    lane: Lane,
+    producer: AIOKafkaProducer,
+    handler: CountingHandler,
+    event_id: uuid.UUID,
+    *,
+    timeout_s: float = 20,
+) -> EventConsumer:
+    """Runs a fresh consumer group until the event's effect is stored, then stops it."""
+    consumer = make_consumer(lane, producer, handler, group=f"g-{uuid.uuid4().hex[:6]}")
+    task = await running(consumer)
+    try:
+        await wait_until(
+            lambda: lane.db.count(lane.db.effects, event_id=event_id),
+            timeout_s=timeout_s,
+            what=f"effect of {event_id}",
+        )
+    finally:
+        await stop(consumer, task)
+    return consumer
+
+
 async def publish(producer: AIOKafkaProducer, topic: str, envelope: EventEnvelope[Any]) -> None:
     await producer.send_and_wait(
         topic,
@@ -285,16 +307,7 @@ class TestInbox:
         marker = probe_event(event.complaint_id, 2)  # same key: arrives after both copies
         await publish(producer, lane.topic, marker)
         handler = CountingHandler(lane)
-        consumer = make_consumer(lane, producer, handler, group=f"g-{uuid.uuid4().hex[:6]}")
-        task = await running(consumer)
-        try:
-            await wait_until(
-                lambda: lane.db.count(lane.db.effects, event_id=marker.event_id),
-                timeout_s=20,
-                what="marker handled",
-            )
-        finally:
-            await stop(consumer, task)
+        consumer = await consume_until_applied(lane, producer, handler, marker.event_id)
         assert await lane.db.count(lane.db.effects, event_id=event.event_id) == 1
         assert handler.calls == 2, "the duplicate must not reach the handler"
         assert consumer.outcomes["duplicate"] == 1
@@ -322,13 +335,14 @@ class TestInbox:
 
     async def test_commits_survive_a_rebalance_to_a_second_member(self, lane: Lane, producer):
         complaints = [uuid.uuid4() for _ in range(12)]
-        for seq in range(25):
+        for seq in range(50):
             for complaint in complaints:
                 await publish(producer, lane.topic, probe_event(complaint, seq))
-        total = 25 * len(complaints)
+        total = 50 * len(complaints)
         group = f"g-{uuid.uuid4().hex[:6]}"
-        # ~6 s of work for one member: the rebalance lands while batches are in hand.
-        handler = CountingHandler(lane, delay_s=0.02)
+        # ~6 s of work for one member in batches of up to 200 (2 s each): the rebalance
+        # waits for a batch in hand, and plenty is left to share afterwards.
+        handler = CountingHandler(lane, delay_s=0.01)
         first = make_consumer(lane, producer, handler, group=group)
         first_task = await running(first)
         await wait_until(
@@ -366,15 +380,7 @@ class TestDeadLetters:
         )
         good = probe_event(complaint, 2)
         await publish(producer, lane.topic, good)
-        handler = CountingHandler(lane)
-        consumer = make_consumer(lane, producer, handler, group=f"g-{uuid.uuid4().hex[:6]}")
-        task = await running(consumer)
-        try:
-            await wait_until(
-                lambda: lane.db.count(lane.db.effects, event_id=good.event_id), timeout_s=20
-            )
-        finally:
-            await stop(consumer, task)
+        await consume_until_applied(lane, producer, CountingHandler(lane), good.event_id)
         dead = await read_all(lane.bootstrap, lane.dlq)
         assert len(dead) == 2
         by_value = {m.value: m for m in dead}
@@ -441,14 +447,9 @@ class TestInfrastructureOutage:
         event = probe_event(uuid.uuid4(), 1)
         await publish(producer, lane.topic, event)
         handler = OutageHandler(lane, outage_calls=6)  # more than max_attempts=3
-        consumer = make_consumer(lane, producer, handler, group=f"g-{uuid.uuid4().hex[:6]}")
-        task = await running(consumer)
-        try:
-            await wait_until(
-                lambda: lane.db.count(lane.db.effects, event_id=event.event_id), timeout_s=30
-            )
-        finally:
-            await stop(consumer, task)
+        consumer = await consume_until_applied(
+            lane, producer, handler, event.event_id, timeout_s=30
+        )
         assert handler.calls == 7
         assert consumer.outcomes["dead_lettered"] == 0
         assert await read_all(lane.bootstrap, lane.dlq, timeout_ms=500) == []
