@@ -5,10 +5,11 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -237,7 +238,7 @@ class ServiceRuntime:
 
         await _start_with_retry(probe, "database")
 
-    def _spawn(self, coro: "asyncio._CoroutineLike[None]", name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         task.add_done_callback(_log_task_end)
         self._tasks.append(task)
@@ -260,13 +261,13 @@ def _log_task_end(task: "asyncio.Task[None]") -> None:
         logger.error("background task %s died: %r", task.get_name(), exc, exc_info=exc)
 
 
-async def _start_with_retry(start: "object", what: str) -> None:
+async def _start_with_retry(start: Callable[[], Awaitable[Any]], what: str) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STARTUP_TIMEOUT_S
     delay = 0.5
     while True:
         try:
-            await start()  # type: ignore[operator]
+            await start()
             return
         except (KafkaConnectionError, KafkaError, OSError, ConnectionError) as exc:
             if loop.time() > deadline:
