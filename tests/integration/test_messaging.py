@@ -144,6 +144,19 @@ async def consume_until_applied(
     return consumer
 
 
+def relay_for(
+    lane: Lane, producer: Any, relay_class: type[OutboxRelay] = OutboxRelay, **options: Any
+) -> OutboxRelay:
+    """A relay on the lane's outbox, publishing to the lane's topics."""
+    return relay_class(
+        sessionmaker=lane.db.sessionmaker,
+        table=lane.db.outbox.table,
+        producer=producer,
+        topic_prefix=lane.prefix,
+        **options,
+    )
+
+
 async def publish(producer: AIOKafkaProducer, topic: str, envelope: EventEnvelope[Any]) -> None:
     await producer.send_and_wait(
         topic,
@@ -170,23 +183,12 @@ class TestOutbox:
 
         with pytest.raises(RuntimeError):
             await failing_state_change()
-        relay = OutboxRelay(
-            sessionmaker=lane.db.sessionmaker,
-            table=lane.db.outbox.table,
-            producer=producer,
-            topic_prefix=lane.prefix,
-        )
+        relay = relay_for(lane, producer)
         assert await relay.publish_once() == 0
         assert await read_all(lane.bootstrap, lane.topic, timeout_ms=500) == []
 
     async def test_relay_is_woken_by_commit_not_only_by_polling(self, lane: Lane, producer):
-        relay = OutboxRelay(
-            sessionmaker=lane.db.sessionmaker,
-            table=lane.db.outbox.table,
-            producer=producer,
-            topic_prefix=lane.prefix,
-            poll_interval_s=30,  # a poll alone would take 30 s
-        )
+        relay = relay_for(lane, producer, poll_interval_s=30)  # a poll alone would take 30 s
         lane.db.outbox.on_commit(relay.wake)
         task = asyncio.create_task(relay.run())
         try:
@@ -202,13 +204,9 @@ class TestOutbox:
     async def test_a_relay_in_another_replica_is_woken_by_notify(
         self, lane: Lane, producer, stack: StackUnderTest
     ):
-        relay = OutboxRelay(
-            sessionmaker=lane.db.sessionmaker,
-            table=lane.db.outbox.table,
-            producer=producer,
-            topic_prefix=lane.prefix,
-            poll_interval_s=30,  # a poll alone would take 30 s
-            listen_url=stack.admin_sqlalchemy_url(),
+        # A poll alone would take 30 s; only NOTIFY can wake it in time.
+        relay = relay_for(
+            lane, producer, poll_interval_s=30, listen_url=stack.admin_sqlalchemy_url()
         )
         # No in-process hook: the commit happens "in another replica".
         task = asyncio.create_task(relay.run())
@@ -229,15 +227,7 @@ class TestOutbox:
         for p in producers:
             await p.start()
         relays = [
-            OutboxRelay(
-                sessionmaker=lane.db.sessionmaker,
-                table=lane.db.outbox.table,
-                producer=p,
-                topic_prefix=lane.prefix,
-                batch_size=7,
-                poll_interval_s=0.01,
-                name=f"relay-{i}",
-            )
+            relay_for(lane, p, batch_size=7, poll_interval_s=0.01, name=f"relay-{i}")
             for i, p in enumerate(producers)
         ]
         tasks = [asyncio.create_task(r.run()) for r in relays]
@@ -267,22 +257,12 @@ class TestOutbox:
 
         events = [probe_event(uuid.uuid4(), seq) for seq in range(5)]
         await write_to_outbox(lane, events)
-        crashing = CrashAfterSend(
-            sessionmaker=lane.db.sessionmaker,
-            table=lane.db.outbox.table,
-            producer=producer,
-            topic_prefix=lane.prefix,
-        )
+        crashing = relay_for(lane, producer, CrashAfterSend)
         with pytest.raises(SystemExit):
             await crashing.publish_once()
         assert await crashing.backlog() == 5, "nothing may be marked when the relay died"
 
-        healthy = OutboxRelay(
-            sessionmaker=lane.db.sessionmaker,
-            table=lane.db.outbox.table,
-            producer=producer,
-            topic_prefix=lane.prefix,
-        )
+        healthy = relay_for(lane, producer)
         assert await healthy.publish_once() == 5
         on_topic = await read_all(lane.bootstrap, lane.topic)
         assert len(on_topic) == 10, "each event is on the topic twice"
