@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from intake_service import service
 from intake_service.config import get_settings
-from intake_service.models import SCHEMA, outbox
+from intake_service.models import SCHEMA, outbox, timers
 from intake_service.router import router
 from shared.runtime import ServiceSpec, create_service_app
 
@@ -12,6 +12,7 @@ SPEC = ServiceSpec(
     name="intake",
     schema=SCHEMA,
     outbox=outbox,
+    timers=timers,
     routers=[router],
     maintenance=[service.purge_expired_idempotency_keys],
     description="Accepts complaints (受理), numbers them and gives the customer a receipt.",

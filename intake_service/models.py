@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import make_metadata
 from shared.messaging import Outbox, outbox_table
+from shared.timers import timers_table
 
 SCHEMA = "intake"
 metadata = make_metadata(SCHEMA)
@@ -66,3 +67,4 @@ idempotency_keys = Table(
 )
 
 outbox = Outbox(outbox_table(metadata))
+timers = timers_table(metadata)

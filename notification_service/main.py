@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from notification_service.config import get_settings
 from notification_service.handlers import SUBSCRIPTIONS
-from notification_service.models import SCHEMA, inbox, outbox
+from notification_service.models import SCHEMA, inbox, outbox, timers
 from notification_service.router import router
 from shared.runtime import ServiceSpec, create_service_app
 
@@ -12,6 +12,7 @@ SPEC = ServiceSpec(
     name="notification",
     schema=SCHEMA,
     outbox=outbox,
+    timers=timers,
     inbox=inbox,
     subscriptions=SUBSCRIPTIONS,
     routers=[router],

@@ -4,6 +4,7 @@ from sqlalchemy import Column, DateTime, Index, Table, Text, UniqueConstraint, U
 
 from shared.db import make_metadata
 from shared.messaging import Outbox, inbox_table, outbox_table
+from shared.timers import timers_table
 
 SCHEMA = "notification"
 metadata = make_metadata(SCHEMA)
@@ -40,3 +41,4 @@ notifications = Table(
 
 outbox = Outbox(outbox_table(metadata))
 inbox = inbox_table(metadata)
+timers = timers_table(metadata)

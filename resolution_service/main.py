@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from resolution_service.config import get_settings
 from resolution_service.handlers import SUBSCRIPTIONS
-from resolution_service.models import SCHEMA, inbox, outbox
+from resolution_service.models import SCHEMA, inbox, outbox, timers
 from resolution_service.router import router
 from shared.runtime import ServiceSpec, create_service_app
 
@@ -12,6 +12,7 @@ SPEC = ServiceSpec(
     name="resolution",
     schema=SCHEMA,
     outbox=outbox,
+    timers=timers,
     inbox=inbox,
     subscriptions=SUBSCRIPTIONS,
     routers=[router],

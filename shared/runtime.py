@@ -28,6 +28,7 @@ from shared.messaging.retention import purge_inbox, purge_published_outbox
 from shared.observability import configure_logging
 from shared.settings import ServiceSettings
 from shared.time import utcnow
+from shared.timers import TimerHandler, TimerWorker
 from shared.web import CorrelationMiddleware, operations_router
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class ServiceSpec:
     description: str = ""
     # Extra housekeeping run with the outbox/inbox retention (e.g. expired idempotency keys).
     maintenance: Sequence[MaintenanceJob] = ()
+    # The schema's durable timers and their handlers (timer kind -> handler).
+    timers: Table | None = None
+    timer_handlers: Mapping[str, TimerHandler] = field(default_factory=dict)
 
 
 class ServiceRuntime:
@@ -71,6 +75,7 @@ class ServiceRuntime:
         # aiokafka clients bind to the running loop: they are made in start().
         self._producer: AIOKafkaProducer | None = None
         self._relay: OutboxRelay | None = None
+        self.timer_worker: TimerWorker | None = None
         self.consumer: EventConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -114,6 +119,16 @@ class ServiceRuntime:
         self.spec.outbox.on_commit(self.relay.wake)
         self._spawn(self.relay.run(), "outbox-relay")
         self._spawn(self._maintenance_loop(), "maintenance")
+        if spec.timers is not None:
+            self.timer_worker = TimerWorker(
+                sessionmaker=self.sessionmaker,
+                table=spec.timers,
+                handlers=spec.timer_handlers,
+                batch_size=settings.timer_batch_size,
+                poll_interval_s=settings.timer_poll_interval_seconds,
+                name=spec.name,
+            )
+            self._spawn(self.timer_worker.run(), "timer-worker")
         supervisor = os.environ.get(SUPERVISOR_PID_ENV)
         if supervisor:
             self._spawn(_exit_when_orphaned(int(supervisor)), "supervisor-watch")
@@ -157,6 +172,10 @@ class ServiceRuntime:
         if self.consumer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.consumer.stop(), 30)
+        if self.timer_worker is not None:
+            # Finishes the timer in hand; an event it adds after the relay's drain waits
+            # in the outbox for the next start, never lost.
+            self.timer_worker.stop()
         if self._relay is not None:
             self._relay.stop()
             self.spec.outbox.remove_listener(self._relay.wake)

@@ -31,6 +31,9 @@ class ServiceSettings(BaseSettings):
     outbox_retention_hours: int = Field(default=72, ge=1)
     inbox_retention_hours: int = Field(default=14 * 24, ge=24)
     maintenance_interval_seconds: float = Field(default=600, gt=0)
+    # Durable timers: due timers taken per pass (one transaction each) and the idle poll.
+    timer_batch_size: int = Field(default=100, ge=1, le=5000)
+    timer_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     log_level: str = "INFO"
     log_json: bool = True
 

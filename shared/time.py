@@ -1,8 +1,10 @@
 """One clock for the whole platform: aware UTC, always."""
 
-from datetime import UTC, datetime
+from datetime import datetime
+
+from shared.clock import default_clock
 
 
 def utcnow() -> datetime:
-    """Returns the current time as an aware UTC datetime."""
-    return datetime.now(UTC)
+    """Returns the current time as an aware UTC datetime (from the process-wide clock)."""
+    return default_clock().now()

@@ -5,13 +5,14 @@ from fastapi import FastAPI
 from shared.runtime import ServiceSpec, create_service_app
 from triage_service.config import get_settings
 from triage_service.handlers import SUBSCRIPTIONS
-from triage_service.models import SCHEMA, inbox, outbox
+from triage_service.models import SCHEMA, inbox, outbox, timers
 from triage_service.router import router
 
 SPEC = ServiceSpec(
     name="triage",
     schema=SCHEMA,
     outbox=outbox,
+    timers=timers,
     inbox=inbox,
     subscriptions=SUBSCRIPTIONS,
     routers=[router],

@@ -4,6 +4,7 @@ from sqlalchemy import Boolean, Column, DateTime, Index, Table, Text, Uuid
 
 from shared.db import make_metadata
 from shared.messaging import Outbox, inbox_table, outbox_table
+from shared.timers import timers_table
 
 SCHEMA = "triage"
 metadata = make_metadata(SCHEMA)
@@ -29,3 +30,4 @@ triages = Table(
 
 outbox = Outbox(outbox_table(metadata))
 inbox = inbox_table(metadata)
+timers = timers_table(metadata)

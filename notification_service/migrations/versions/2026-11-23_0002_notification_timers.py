@@ -1,0 +1,25 @@
+"""notification: durable timers
+
+Revision ID: notification_0002
+Revises: notification_0001
+Create Date: 2026-11-23
+"""
+
+from collections.abc import Sequence
+
+from shared.db.timers_migration import create_timers, drop_timers
+
+revision: str = "notification_0002"
+down_revision: str | None = "notification_0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SCHEMA = "notification"
+
+
+def upgrade() -> None:
+    create_timers(SCHEMA)
+
+
+def downgrade() -> None:
+    drop_timers(SCHEMA)

@@ -1,0 +1,25 @@
+"""resolution: durable timers
+
+Revision ID: resolution_0002
+Revises: resolution_0001
+Create Date: 2026-11-23
+"""
+
+from collections.abc import Sequence
+
+from shared.db.timers_migration import create_timers, drop_timers
+
+revision: str = "resolution_0002"
+down_revision: str | None = "resolution_0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SCHEMA = "resolution"
+
+
+def upgrade() -> None:
+    create_timers(SCHEMA)
+
+
+def downgrade() -> None:
+    drop_timers(SCHEMA)

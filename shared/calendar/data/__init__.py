@@ -1,0 +1,1 @@
+"""Calendar data files, one per region (`<region>.json`), loaded by `shared.calendar`."""
