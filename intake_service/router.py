@@ -11,6 +11,7 @@ from intake_service.config import get_settings
 from intake_service.schemas import ComplaintCreate, ComplaintReceipt, ComplaintView
 from shared.errors import PROBLEM_JSON
 from shared.observability import bind_complaint, current_correlation_id, new_correlation_id
+from shared.text import SingleLine
 from shared.web import SessionDep
 
 router = APIRouter(prefix="/v1/complaints", tags=["complaints"])
@@ -32,7 +33,7 @@ async def post_complaint(
     body: ComplaintCreate,
     session: SessionDep,
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+        SingleLine | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
     ] = None,
 ) -> Response:
     """Accepts a complaint; a retry with the same Idempotency-Key returns the first receipt."""

@@ -7,7 +7,8 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events.payloads import Demand, ProductRef
-from shared.events.vocabulary import Category, Channel, ComplaintTarget, ContactChannel
+from shared.events.vocabulary import Category, Channel, ComplaintTarget, ContactChannel, DemandType
+from shared.text import FreeText, SingleLine
 from shared.time import utcnow
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
@@ -20,10 +21,10 @@ class CustomerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    customer_id: str = Field(pattern=ID_PATTERN, examples=["cust-10086"])
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    phone: str | None = Field(default=None, pattern=PHONE_PATTERN, examples=["13800138000"])
-    email: str | None = Field(default=None, pattern=EMAIL_PATTERN, max_length=320)
+    customer_id: SingleLine = Field(pattern=ID_PATTERN, examples=["cust-10086"])
+    name: SingleLine | None = Field(default=None, min_length=1, max_length=100)
+    phone: SingleLine | None = Field(default=None, pattern=PHONE_PATTERN, examples=["13800138000"])
+    email: SingleLine | None = Field(default=None, pattern=EMAIL_PATTERN, max_length=320)
     preferred_channel: ContactChannel = ContactChannel.APP_PUSH
 
     @model_validator(mode="after")
@@ -40,19 +41,28 @@ class CustomerIn(BaseModel):
         return self
 
 
+class DemandIn(Demand):
+    """A demand as the storefront may send it: only the demand types intake knows."""
+
+    # Events carry demand types as open codes; the producer accepts only the known ones.
+    type: DemandType
+
+
 class ComplaintCreate(BaseModel):
     """A complaint or after-sales request posted by the storefront on a customer's behalf."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     customer: CustomerIn
-    order_number: str | None = Field(default=None, pattern=ID_PATTERN, examples=["2024042800123"])
-    merchant_id: str = Field(pattern=ID_PATTERN, examples=["m-4471"])
+    order_number: SingleLine | None = Field(
+        default=None, pattern=ID_PATTERN, examples=["2024042800123"]
+    )
+    merchant_id: SingleLine = Field(pattern=ID_PATTERN, examples=["m-4471"])
     channel: Channel = Channel.APP
     target: ComplaintTarget = ComplaintTarget.PRODUCT
     category_hint: Category | None = None
-    description: str = Field(min_length=5, max_length=5000)
-    demands: list[Demand] = Field(default_factory=list, max_length=8)
+    description: FreeText = Field(min_length=5, max_length=5000)
+    demands: list[DemandIn] = Field(default_factory=list, max_length=8)
     product: ProductRef | None = None
     delivered_at: AwareDatetime | None = None
 
@@ -65,7 +75,7 @@ class ComplaintCreate(BaseModel):
 
     @field_validator("demands")
     @classmethod
-    def _no_repeated_demand(cls, value: list[Demand]) -> list[Demand]:
+    def _no_repeated_demand(cls, value: list[DemandIn]) -> list[DemandIn]:
         kinds = [demand.type for demand in value]
         if len(kinds) != len(set(kinds)):
             raise ValueError("each demand type may appear once")

@@ -24,7 +24,7 @@ from shared.events import (
     EventEnvelope,
     new_event,
 )
-from shared.events.vocabulary import ContactChannel
+from shared.events.vocabulary import ContactChannel, known
 from shared.pii import mask_email, mask_phone, unseal
 from shared.time import utcnow
 
@@ -58,7 +58,8 @@ async def register_recipient(
             "complaint_number": complaint.complaint_number,
             "customer_id": complaint.customer_id,
             "sealed_contact": complaint.sealed_contact,
-            "preferred_channel": complaint.preferred_contact_channel.value,
+            # As intake sent it, even a channel this service does not know yet.
+            "preferred_channel": complaint.preferred_contact_channel,
             "received_at": complaint.received_at,
         },
     )
@@ -69,7 +70,7 @@ async def register_recipient(
         await repository.set_notification_channel(
             session,
             notification_id=row.id,
-            channel=complaint.preferred_contact_channel.value,
+            channel=complaint.preferred_contact_channel,
             status=STATUS_RECORDED,
         )
         await _emit_acknowledgement(
@@ -89,7 +90,8 @@ async def acknowledge_case(session: AsyncSession, event: EventEnvelope[CaseOpene
     recipient = await repository.get_recipient(session, complaint_id=event.complaint_id)
     notification_id = uuid.uuid4()
     now = utcnow()
-    channel = ContactChannel(recipient.preferred_channel) if recipient else None
+    # A channel this service does not know yet is kept as given, never a dead letter.
+    channel: str | None = recipient.preferred_channel if recipient else None
     await repository.insert_notification(
         session,
         {
@@ -97,7 +99,7 @@ async def acknowledge_case(session: AsyncSession, event: EventEnvelope[CaseOpene
             "complaint_id": event.complaint_id,
             "complaint_number": case.complaint_number,
             "kind": KIND_ACKNOWLEDGEMENT,
-            "channel": channel.value if channel else None,
+            "channel": channel,
             "status": STATUS_RECORDED if channel else STATUS_AWAITING_CONTACT,
             "body": acknowledgement_text(case.complaint_number, case.first_response_due_at),
             "respond_by": case.first_response_due_at,
@@ -122,7 +124,7 @@ async def _emit_acknowledgement(
     *,
     notification_id: UUID,
     complaint_number: str,
-    channel: ContactChannel,
+    channel: str,
     respond_by: datetime,
 ) -> None:
     await outbox.add(
@@ -160,7 +162,8 @@ async def get_complaint_notifications(
             NotificationView(
                 notification_id=row.id,
                 kind=row.kind,
-                channel=row.channel,
+                # The view lists known channels only; one a newer intake sent shows as none.
+                channel=known(ContactChannel, row.channel),
                 status=row.status,
                 body=row.body,
                 respond_by=row.respond_by,
@@ -171,11 +174,18 @@ async def get_complaint_notifications(
     )
 
 
+def recipient_channel(preferred: str) -> ContactChannel:
+    """The channel a recipient's view shows for the channel they prefer."""
+    # The view lists known channels only: one a newer intake sent shows as app push, the
+    # storefront's own inbox that every customer has (the stored value stays as sent).
+    return known(ContactChannel, preferred) or ContactChannel.APP_PUSH
+
+
 def _recipient_view(row: Row[Any], settings: Settings) -> RecipientView:
     contact = unseal(row.sealed_contact, settings.pii_key)
     return RecipientView(
         customer_id=row.customer_id,
-        preferred_channel=ContactChannel(row.preferred_channel),
+        preferred_channel=recipient_channel(row.preferred_channel),
         phone=mask_phone(contact.get("phone")),
         email=mask_email(contact.get("email")),
     )

@@ -10,15 +10,21 @@ from resolution_service.models import outbox
 from resolution_service.schemas import CaseView
 from shared.errors import NotFoundError
 from shared.events import CaseOpened, ComplaintTriaged, EventEnvelope, new_event
-from shared.events.vocabulary import CaseStatus
+from shared.events.vocabulary import CaseStatus, Category, Priority, known
 from shared.time import utcnow
 
 PRODUCER = "resolution_service"
 
 
+def case_priority(priority: str) -> Priority:
+    """The priority a case works to; one this service does not know yet counts as general."""
+    return known(Priority, priority) or Priority.GENERAL
+
+
 async def open_case(session: AsyncSession, event: EventEnvelope[ComplaintTriaged]) -> bool:
     """Opens a case (处理中) and emits case.opened; a re-triage updates the existing case."""
     triage = event.payload
+    priority = case_priority(triage.priority)
     now = utcnow()
     case_id = uuid.uuid4()
     opened = await repository.insert_case(
@@ -28,8 +34,9 @@ async def open_case(session: AsyncSession, event: EventEnvelope[ComplaintTriaged
             "complaint_id": event.complaint_id,
             "complaint_number": triage.complaint_number,
             "merchant_id": triage.merchant_id,
-            "category": triage.category.value,
-            "priority": triage.priority.value,
+            # Kept as triage said it, known or not (the view falls back when showing it).
+            "category": triage.category,
+            "priority": priority.value,
             "team": triage.team,
             "status": CaseStatus.PROCESSING.value,
             "first_response_due_at": triage.first_response_due_at,
@@ -43,8 +50,8 @@ async def open_case(session: AsyncSession, event: EventEnvelope[ComplaintTriaged
             session,
             complaint_id=event.complaint_id,
             values={
-                "category": triage.category.value,
-                "priority": triage.priority.value,
+                "category": triage.category,
+                "priority": priority.value,
                 "team": triage.team,
                 "first_response_due_at": triage.first_response_due_at,
                 "updated_at": now,
@@ -58,7 +65,7 @@ async def open_case(session: AsyncSession, event: EventEnvelope[ComplaintTriaged
                 case_id=case_id,
                 complaint_number=triage.complaint_number,
                 merchant_id=triage.merchant_id,
-                priority=triage.priority,
+                priority=priority,
                 status=CaseStatus.PROCESSING,
                 first_response_due_at=triage.first_response_due_at,
                 opened_at=now,
@@ -78,4 +85,6 @@ async def get_case(session: AsyncSession, *, complaint_id: UUID) -> CaseView:
     if row is None:
         raise NotFoundError(f"no case for complaint {complaint_id}")
     values = dict(row._mapping)
+    # The view lists known categories only: one a newer triage sent shows as unclassified.
+    values["category"] = known(Category, values["category"]) or Category.UNCLASSIFIED
     return CaseView(case_id=values.pop("id"), **values)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import NotFoundError
 from shared.events import ComplaintReceived, ComplaintTriaged, EventEnvelope, new_event
-from shared.events.vocabulary import Category, ComplaintTarget, Priority
+from shared.events.vocabulary import Category, ComplaintTarget, Priority, known
 from shared.time import utcnow
 from triage_service import repository
 from triage_service.config import Settings
@@ -19,7 +19,7 @@ from triage_service.schemas import TriageView
 PRODUCER = "triage_service"
 
 # Without a hint, what the complaint is about gives a first category.
-CATEGORY_BY_TARGET: dict[ComplaintTarget, Category] = {
+CATEGORY_BY_TARGET: dict[str, Category] = {
     ComplaintTarget.PRODUCT: Category.PRODUCT_QUALITY,
     ComplaintTarget.LOGISTICS: Category.LOGISTICS,
     ComplaintTarget.SERVICE: Category.AFTER_SALES,
@@ -29,7 +29,7 @@ CATEGORY_BY_TARGET: dict[ComplaintTarget, Category] = {
 }
 
 # Each category is owned by one team (logistics group, merchant management, CS quality...).
-TEAM_BY_CATEGORY: dict[Category, str] = {
+TEAM_BY_CATEGORY: dict[str, str] = {
     Category.PRODUCT_QUALITY: "merchant_management",
     Category.LOGISTICS: "logistics",
     Category.AFTER_SALES: "cs_quality",
@@ -41,6 +41,8 @@ TEAM_BY_CATEGORY: dict[Category, str] = {
     Category.SAFETY: "safety_response",
     Category.UNCLASSIFIED: "intake_review",
 }
+# A category this triage does not know yet goes to the people who sort the unclassified.
+FALLBACK_TEAM = TEAM_BY_CATEGORY[Category.UNCLASSIFIED]
 
 
 @dataclass(frozen=True)
@@ -52,16 +54,25 @@ class Classification:
     reason: str
 
 
+def team_for(category: str) -> str:
+    """The team that owns a category; one this triage does not know goes to intake review."""
+    return TEAM_BY_CATEGORY.get(category, FALLBACK_TEAM)
+
+
 def classify(complaint: ComplaintReceived, *, settings: Settings) -> Classification:
     """First-pass classification from the complaint's own fields (confirmed later by agents)."""
-    category = complaint.category_hint or CATEGORY_BY_TARGET.get(
-        complaint.target, Category.UNCLASSIFIED
-    )
-    reasons = [
-        "category from hint"
-        if complaint.category_hint
-        else f"category from target {complaint.target}"
-    ]
+    # Intake may know words this triage does not yet: a hint or target it does not know
+    # leaves the complaint unclassified, for people in intake review to sort.
+    hinted = known(Category, complaint.category_hint)
+    if complaint.category_hint is None:
+        category = CATEGORY_BY_TARGET.get(complaint.target, Category.UNCLASSIFIED)
+        reasons = [f"category from target {complaint.target}"]
+    elif hinted is not None:
+        category = hinted
+        reasons = ["category from hint"]
+    else:
+        category = Category.UNCLASSIFIED
+        reasons = [f"unknown category hint {complaint.category_hint}"]
     priority = Priority.GENERAL
     if category is Category.SAFETY:
         priority = Priority.URGENT
@@ -83,7 +94,7 @@ async def triage_complaint(
         hours=settings.first_response_hours[decision.priority]
     )
     triaged_at = utcnow()
-    team = TEAM_BY_CATEGORY[decision.category]
+    team = team_for(decision.category)
     stored = await repository.insert_triage(
         session,
         {

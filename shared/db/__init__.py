@@ -38,6 +38,9 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "") 
         max_overflow=pool_size,
         pool_pre_ping=True,
         connect_args=connect_args,
+        # Parameters are customer data (names, phones, emails): an error message or a log
+        # line must never render them, so a failed statement shows its SQL only.
+        hide_parameters=True,
     )
 
 

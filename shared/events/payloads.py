@@ -1,7 +1,12 @@
-"""Payload classes of every event, grouped by topic. Additive, optional changes only."""
+"""Payload classes of every event, grouped by topic. Additive, optional changes only.
+
+Words that grow with the business (channels, categories, demand types, priorities, states)
+travel as open codes: any lower_snake_case word is valid, the known ones are documented in the
+schema, and a reader that meets one it does not know falls back or ignores it.
+"""
 
 from decimal import Decimal
-from typing import ClassVar, Literal
+from typing import ClassVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -9,14 +14,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from shared.events.envelope import EventPayload
 from shared.events.topics import Topic
 from shared.events.vocabulary import (
-    CaseStatus,
-    Category,
-    Channel,
-    ComplaintTarget,
-    ContactChannel,
-    DemandType,
-    Priority,
+    CaseStatusCode,
+    CategoryCode,
+    ChannelCode,
+    ComplaintTargetCode,
+    ContactChannelCode,
+    DemandTypeCode,
+    OpenCode,
+    PriorityCode,
 )
+from shared.text import FreeText, SingleLine
 
 
 class Demand(BaseModel):
@@ -24,7 +31,7 @@ class Demand(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    type: DemandType
+    type: DemandTypeCode
     amount: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
 
@@ -34,8 +41,8 @@ class ProductRef(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    name: str = Field(min_length=1, max_length=200)
-    spec: str | None = Field(default=None, max_length=200)
+    name: SingleLine = Field(min_length=1, max_length=200)
+    spec: SingleLine | None = Field(default=None, max_length=200)
     quantity: int = Field(default=1, ge=1, le=100_000)
 
 
@@ -53,13 +60,13 @@ class ComplaintReceived(EventPayload):
     customer_id: str
     # AES-GCM sealed CustomerContact: only intake and notification hold the key.
     sealed_contact: str
-    preferred_contact_channel: ContactChannel
+    preferred_contact_channel: ContactChannelCode
     order_number: str | None = None
     merchant_id: str
-    channel: Channel
-    target: ComplaintTarget
-    category_hint: Category | None = None
-    description: str
+    channel: ChannelCode
+    target: ComplaintTargetCode
+    category_hint: CategoryCode | None = None
+    description: FreeText
     demands: list[Demand] = Field(default_factory=list)
     product: ProductRef | None = None
     delivered_at: AwareDatetime | None = None
@@ -78,8 +85,8 @@ class ComplaintTriaged(EventPayload):
 
     complaint_number: str
     merchant_id: str
-    category: Category
-    priority: Priority
+    category: CategoryCode
+    priority: PriorityCode
     team: str
     provisional: bool
     first_response_due_at: AwareDatetime
@@ -99,8 +106,8 @@ class CaseOpened(EventPayload):
     case_id: UUID
     complaint_number: str
     merchant_id: str
-    priority: Priority
-    status: CaseStatus
+    priority: PriorityCode
+    status: CaseStatusCode
     first_response_due_at: AwareDatetime
     opened_at: AwareDatetime
 
@@ -117,7 +124,8 @@ class AcknowledgementRecorded(EventPayload):
 
     notification_id: UUID
     complaint_number: str
-    channel: ContactChannel
-    kind: Literal["acknowledgement"] = "acknowledgement"
+    channel: ContactChannelCode
+    # Only acknowledgements today; other kinds (progress updates...) will share this event.
+    kind: OpenCode = "acknowledgement"
     respond_by: AwareDatetime
     recorded_at: AwareDatetime

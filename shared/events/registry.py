@@ -11,6 +11,7 @@ from shared.events.payloads import (
     ComplaintReceived,
     ComplaintTriaged,
 )
+from shared.text import LENIENT_TEXT
 
 PAYLOAD_CLASSES: tuple[type[EventPayload], ...] = (
     ComplaintReceived,
@@ -56,7 +57,8 @@ def decode_payload(envelope: RawEnvelope) -> EventEnvelope[Any]:
             f"no payload class for {envelope.event_type} v{envelope.schema_version}"
         )
     try:
-        payload = cls.model_validate(envelope.payload)
+        # Readers tolerate text a producer would now refuse: never dead-letter for it.
+        payload = cls.model_validate(envelope.payload, context=LENIENT_TEXT)
     except ValidationError as exc:
         raise UndecodableEventError(
             f"invalid {envelope.event_type} payload: {_summarise(exc)}"

@@ -1,6 +1,12 @@
-"""The complaint domain's shared words, as used in event contracts (see DOMAIN.md)."""
+"""The complaint domain's shared words: known values (enums) and open codes for contracts."""
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated, TypeVar
+
+from pydantic import GetJsonSchemaHandler, StringConstraints
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 
 class Channel(StrEnum):
@@ -80,3 +86,56 @@ class CaseStatus(StrEnum):
     AWAITING_CUSTOMER_CONFIRMATION = "awaiting_customer_confirmation"
     COMPLETED = "completed"
     CLOSED = "closed"
+
+
+# --- Open vocabularies in contracts --------------------------------------------------
+# The enums above are the values known today: producers and HTTP validate against them.
+# Event payloads carry these words as open codes instead, so a producer upgraded with a new
+# category, channel or state first never sends an older consumer's events to the DLQ: the
+# consumer falls back (see `known`) or ignores the value.
+
+CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+E = TypeVar("E", bound=StrEnum)
+
+
+@dataclass(frozen=True)
+class KnownValues:
+    """Documents a vocabulary's known values in the JSON Schema as `examples`, not `enum`."""
+
+    vocabulary: type[StrEnum]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Adds the known values to the schema of an open code."""
+        schema = handler(core_schema)
+        summary = (self.vocabulary.__doc__ or self.vocabulary.__name__).strip()
+        schema["description"] = (
+            f"{summary} Open vocabulary: any lower_snake_case code may appear; the known ones "
+            "are listed as examples, and a reader falls back on a code it does not know."
+        )
+        schema["examples"] = [member.value for member in self.vocabulary]
+        return schema
+
+
+OpenCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
+"""A lower_snake_case word of an open vocabulary: any such word is valid on the wire."""
+
+ChannelCode = Annotated[OpenCode, KnownValues(Channel)]
+ContactChannelCode = Annotated[OpenCode, KnownValues(ContactChannel)]
+ComplaintTargetCode = Annotated[OpenCode, KnownValues(ComplaintTarget)]
+DemandTypeCode = Annotated[OpenCode, KnownValues(DemandType)]
+CategoryCode = Annotated[OpenCode, KnownValues(Category)]
+PriorityCode = Annotated[OpenCode, KnownValues(Priority)]
+CaseStatusCode = Annotated[OpenCode, KnownValues(CaseStatus)]
+
+
+def known(vocabulary: type[E], value: str | None) -> E | None:
+    """The known member for an open code, or None for a value this reader does not know."""
+    if value is None:
+        return None
+    try:
+        return vocabulary(value)
+    except ValueError:
+        return None

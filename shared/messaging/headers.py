@@ -21,6 +21,11 @@ def child_traceparent(parent: str | None) -> str:
     return new_traceparent()
 
 
+def event_type_from_headers(headers: Any) -> str | None:
+    """The event type a message's headers name, so an unknown type is skipped unparsed."""
+    return header_value(headers, "event_type") or None
+
+
 def event_headers(envelope: EventEnvelope[Any], *, traceparent: str | None = None) -> Headers:
     """Headers of a published event; merchant_id is repeated for merchant-side filtering."""
     headers: Headers = [

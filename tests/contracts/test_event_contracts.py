@@ -1,4 +1,7 @@
-"""Event contracts: the committed JSON Schema snapshots are the reviewed truth."""
+"""Event contracts: the committed JSON Schema snapshots are the reviewed truth.
+
+A contract may widen (after review: regenerate the snapshot), never narrow.
+"""
 
 import json
 import uuid
@@ -19,7 +22,15 @@ from shared.events import (
     decode_event,
     new_event,
 )
-from shared.events.snapshots import SNAPSHOT_DIR, current_schemas, render, snapshot_name
+from shared.events.snapshots import (
+    SNAPSHOT_DIR,
+    committed_schema,
+    compare,
+    current_schemas,
+    narrowing,
+    render,
+    snapshot_name,
+)
 from shared.events.vocabulary import (
     CaseStatus,
     Category,
@@ -84,14 +95,31 @@ def test_every_event_has_a_sample():
 
 
 @pytest.mark.parametrize("name", sorted(current_schemas()))
+def test_no_contract_narrows_its_committed_snapshot(name: str):
+    committed = committed_schema(name)
+    if committed is None:
+        pytest.skip(f"{name} is new: nothing to narrow yet")
+    refused = narrowing(compare(committed, current_schemas()[name]))
+    assert not refused, (
+        f"{name} would refuse events its committed contract accepts; consumers reading events "
+        "already published would dead-letter them. Make a new payload class and topic version "
+        "instead:\n  " + "\n  ".join(str(change) for change in refused)
+    )
+
+
+@pytest.mark.parametrize("name", sorted(current_schemas()))
 def test_schema_matches_its_committed_snapshot(name: str):
-    path = SNAPSHOT_DIR / name
-    assert path.exists(), (
+    committed = committed_schema(name)
+    assert committed is not None, (
         f"no snapshot for {name}: run `python -m shared.events.snapshots` and review"
     )
-    assert render(current_schemas()[name]) == path.read_text(encoding="utf-8"), (
-        f"{name} changed without its snapshot; if the change is additive and reviewed, "
-        "regenerate with `python -m shared.events.snapshots`; if breaking, make a new version"
+    # Any difference, even a widening one, is reviewed: regenerating the snapshot is the review.
+    changes = compare(committed, current_schemas()[name])
+    committed_text = (SNAPSHOT_DIR / name).read_text(encoding="utf-8")
+    assert render(current_schemas()[name]) == committed_text, (
+        f"{name} changed without its snapshot; review these changes and, if they are widening, "
+        "regenerate with `python -m shared.events.snapshots`:\n  "
+        + "\n  ".join(str(change) for change in changes)
     )
 
 
