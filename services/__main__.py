@@ -12,7 +12,7 @@ from services.provision import provision
 from shared.db.migrations import upgrade
 from shared.events.topics import all_topic_names
 from shared.messaging.dlq import replay_dead_letters
-from shared.messaging.kafka import ensure_topics
+from shared.messaging.kafka import PartitionMismatchError, TopicAdminError, ensure_topics
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,17 +33,45 @@ def cmd_migrate(config: StackConfig) -> None:
         print(f"migrated {entry.schema} to head")
 
 
-def cmd_topics(config: StackConfig) -> None:
-    """Creates every topic and its dead-letter twin."""
-    outcome = asyncio.run(
-        ensure_topics(
-            config.kafka_bootstrap,
-            all_topic_names(config.topic_prefix),
-            partitions=config.partitions,
+def cmd_topics(config: StackConfig, *, force_partitions: bool = False) -> int:
+    """Creates every topic and its dead-letter twin, corrects config drift; 0 when all is well."""
+    try:
+        outcome = asyncio.run(
+            ensure_topics(
+                config.kafka_bootstrap,
+                all_topic_names(config.topic_prefix),
+                partitions=config.partitions,
+                replication_factor=config.replication_factor,
+                min_insync_replicas=config.min_insync_replicas,
+                retention_ms=config.retention_ms,
+                dlq_retention_ms=config.dlq_retention_ms,
+                force_partitions=force_partitions,
+            )
         )
-    )
+    except PartitionMismatchError as exc:
+        for name, (actual, wanted) in sorted(exc.mismatches.items()):
+            print(f"topic {name}: has {actual} partitions, configured {wanted}", file=sys.stderr)
+        print(
+            "refusing to change partition counts: adding partitions remaps keys and reorders "
+            "in-flight complaints. Nothing was changed. Re-run with --force-partitions to grow "
+            "them while no traffic flows, or set COMPLAINTS_TOPIC_PARTITIONS to the existing "
+            "count.",
+            file=sys.stderr,
+        )
+        return 2
+    except TopicAdminError as exc:
+        print(f"topics: {exc}", file=sys.stderr)
+        return 1
     for name, what in sorted(outcome.items()):
         print(f"topic {name}: {what}")
+    return 0
+
+
+def cmd_init(config: StackConfig, *, force_partitions: bool = False) -> int:
+    """Provision, migrate, then topics; the exit status of the topics step."""
+    cmd_provision(config)
+    cmd_migrate(config)
+    return cmd_topics(config, force_partitions=force_partitions)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("provision", help="create database, roles and schemas (admin DSN needed)")
     sub.add_parser("migrate", help="run every service's migrations")
-    sub.add_parser("topics", help="create Kafka topics and their .dlq twins")
-    sub.add_parser("init", help="provision + migrate + topics")
+    topics = sub.add_parser(
+        "topics", help="create Kafka topics and their .dlq twins, correct config drift"
+    )
+    init = sub.add_parser("init", help="provision + migrate + topics")
+    for command in (topics, init):
+        command.add_argument(
+            "--force-partitions",
+            action="store_true",
+            help="grow existing topics with fewer partitions (remaps keys: only without traffic)",
+        )
     up = sub.add_parser("up", help="run services as processes until Ctrl-C / SIGTERM")
     up.add_argument("names", nargs="*", help="services to run (default: all four)")
     up.add_argument("--no-init", action="store_true", help="skip provision/migrate/topics")
@@ -62,7 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     replay = sub.add_parser("replay-dlq", help="republish a dead-letter topic's messages")
     replay.add_argument("topic", help="e.g. intake.complaint.v1.dlq (prefix applied)")
     replay.add_argument("--limit", type=int, default=None)
-    replay.add_argument("--group", default="dlq-replayer")
+    replay.add_argument(
+        "--group", default="dlq-replayer", help="the replayer's own group (its progress)"
+    )
+    replay.add_argument(
+        "--for-group",
+        default=None,
+        help="replay only dead letters of this consumer group (progress kept apart per group)",
+    )
     args = parser.parse_args(argv)
     config = StackConfig.from_env()
 
@@ -71,16 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "migrate":
         cmd_migrate(config)
     elif args.command == "topics":
-        cmd_topics(config)
+        return cmd_topics(config, force_partitions=args.force_partitions)
     elif args.command == "init":
-        cmd_provision(config)
-        cmd_migrate(config)
-        cmd_topics(config)
+        return cmd_init(config, force_partitions=args.force_partitions)
     elif args.command == "up":
         if not args.no_init:
-            cmd_provision(config)
-            cmd_migrate(config)
-            cmd_topics(config)
+            status = cmd_init(config)
+            if status:
+                return status
         echo = None if args.quiet else (lambda line: print(line, flush=True))
         processes = [
             ServiceProcess(entry, config, log_dir=Path(args.log_dir), echo=echo)
@@ -93,10 +134,14 @@ def main(argv: list[str] | None = None) -> int:
                 config.kafka_bootstrap,
                 f"{config.topic_prefix}{args.topic}",
                 group_id=args.group,
+                for_group=args.for_group,
                 limit=args.limit,
             )
         )
-        print(f"replayed {result.replayed}, skipped {result.skipped}")
+        print(
+            f"replayed {result.replayed}, skipped {result.skipped} (nested dead letters), "
+            f"left {result.other_groups} of other groups"
+        )
     return 0
 
 

@@ -20,6 +20,11 @@ class StackConfig:
     topic_prefix: str
     partitions: int
     port_offset: int
+    # Topic durability and retention: local single broker 1/1; production 3/2 (deploy/k8s).
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+    retention_hours: int = 7 * 24
+    dlq_retention_hours: int = 30 * 24
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "StackConfig":
@@ -45,7 +50,21 @@ class StackConfig:
             topic_prefix=e.get("COMPLAINTS_TOPIC_PREFIX", ""),
             partitions=int(e.get("COMPLAINTS_TOPIC_PARTITIONS", "6")),
             port_offset=int(e.get("COMPLAINTS_PORT_OFFSET", "0")),
+            replication_factor=int(e.get("COMPLAINTS_TOPIC_REPLICATION_FACTOR", "1")),
+            min_insync_replicas=int(e.get("COMPLAINTS_TOPIC_MIN_INSYNC_REPLICAS", "1")),
+            retention_hours=int(e.get("COMPLAINTS_TOPIC_RETENTION_HOURS", str(7 * 24))),
+            dlq_retention_hours=int(e.get("COMPLAINTS_DLQ_RETENTION_HOURS", str(30 * 24))),
         )
+
+    @property
+    def retention_ms(self) -> int:
+        """retention.ms of the main topics (-1 hours: kept forever)."""
+        return _hours_to_ms(self.retention_hours)
+
+    @property
+    def dlq_retention_ms(self) -> int:
+        """retention.ms of the dead-letter topics (-1 hours: kept forever)."""
+        return _hours_to_ms(self.dlq_retention_hours)
 
     def admin_dsn(self, database: str = "postgres") -> str:
         """asyncpg DSN of the admin role (provisioning only, never used by services)."""
@@ -86,3 +105,7 @@ class StackConfig:
             f"{prefix}KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             f"{prefix}TOPIC_PREFIX": self.topic_prefix,
         }
+
+
+def _hours_to_ms(hours: int) -> int:
+    return -1 if hours < 0 else hours * 3_600_000

@@ -22,7 +22,7 @@ from shared.errors import install_problem_handlers
 from shared.events.topics import Topic, qualified_topic
 from shared.messaging import metrics
 from shared.messaging.consumer import EventConsumer, Handler, RetryPolicy
-from shared.messaging.kafka import create_consumer, create_producer
+from shared.messaging.kafka import check_inbox_outlives_topics, create_consumer, create_producer
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.retention import purge_inbox, purge_published_outbox
 from shared.observability import configure_logging
@@ -142,6 +142,12 @@ class ServiceRuntime:
                 qualified_topic(topic.value, self.settings.topic_prefix)
                 for topic in self.spec.subscriptions
             ]
+            # Refuse to run when a redelivery could outlive the inbox row that dedupes it.
+            await check_inbox_outlives_topics(
+                settings.kafka_bootstrap_servers,
+                topics,
+                inbox_retention_hours=settings.inbox_retention_hours,
+            )
             consumer = EventConsumer(
                 name=self.group_id,
                 group_id=self.group_id,

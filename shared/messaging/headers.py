@@ -48,3 +48,14 @@ def header_value(headers: Any, name: str) -> str | None:
         if key == name:
             return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
     return None
+
+
+# Set by the DLQ replayer: a replayed message is meant for the consumer group that dead-lettered
+# it, not for every group subscribed to the topic.
+REPLAY_FOR_GROUP_HEADER = "dlq.replay_for_group"
+
+
+def is_replay_for_other_group(headers: Any, group_id: str) -> bool:
+    """True when a message is a dead-letter replay meant for another consumer group."""
+    target = header_value(headers, REPLAY_FOR_GROUP_HEADER)
+    return bool(target) and target != group_id

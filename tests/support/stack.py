@@ -90,6 +90,10 @@ def create_test_stack(base: StackConfig) -> StackUnderTest:
             config.kafka_bootstrap,
             all_topic_names(config.topic_prefix),
             partitions=config.partitions,
+            replication_factor=config.replication_factor,
+            min_insync_replicas=config.min_insync_replicas,
+            retention_ms=config.retention_ms,
+            dlq_retention_ms=config.dlq_retention_ms,
         )
     )
     return StackUnderTest(config=config, database=database, run_id=run_id)
