@@ -8,6 +8,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db.errors import is_transient_database_error
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -139,6 +141,18 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient_database_error(exc):
+            # The transaction rolled back; the caller may retry (with its Idempotency-Key).
+            logger.warning("database unavailable: %s", type(exc).__name__)
+            response = problem_response(
+                503,
+                "Service unavailable",
+                "the database is unavailable right now; nothing was stored; retry shortly",
+                type_slug="unavailable",
+                instance=request.url.path,
+            )
+            response.headers["Retry-After"] = "1"
+            return response
         logger.exception("unhandled error")
         return problem_response(
             500,

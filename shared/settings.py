@@ -27,6 +27,16 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_seconds: float = Field(default=0.1, ge=0, le=60)
     consumer_retry_backoff_max_seconds: float = Field(default=5.0, ge=0, le=600)
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    # How long a member may take to rejoin during a rebalance: it finishes the record in hand
+    # and commits, never the whole batch (see shared.messaging.consumer).
+    kafka_rebalance_timeout_ms: int = Field(default=60_000, ge=1_000)
+    kafka_request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    # Bounded work per poll keeps each batch short next to the rebalance timeout.
+    consumer_max_records_per_poll: int = Field(default=100, ge=1, le=5000)
+    # After stop, the relay publishes what is committed for at most this long.
+    relay_drain_timeout_seconds: float = Field(default=10.0, ge=0, le=300)
+    # /readyz turns not-ready while the oldest unpublished outbox row is older than this.
+    outbox_ready_max_age_seconds: float = Field(default=60.0, gt=0)
     # Retention: inbox rows must outlive any redelivery (Kafka keeps 7 days by default).
     outbox_retention_hours: int = Field(default=72, ge=1)
     inbox_retention_hours: int = Field(default=14 * 24, ge=24)

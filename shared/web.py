@@ -99,7 +99,16 @@ def operations_router() -> APIRouter:
     @router.get("/healthz")
     async def healthz(request: Request) -> dict[str, object]:
         # The pid lets a supervisor tell its own process from a stale one on the same port.
-        return {"status": "ok", "service": request.app.state.runtime.spec.name, "pid": os.getpid()}
+        runtime = request.app.state.runtime
+        if runtime.fatal:
+            # A background task kept dying: restart the process (Kubernetes liveness probe).
+            raise ServiceUnavailableError(f"not alive: {runtime.fatal}", tasks=runtime.task_states)
+        return {
+            "status": "ok",
+            "service": runtime.spec.name,
+            "pid": os.getpid(),
+            "tasks": runtime.task_states,
+        }
 
     @router.get("/readyz")
     async def readyz(request: Request) -> dict[str, Any]:

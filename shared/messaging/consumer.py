@@ -9,19 +9,24 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 from sqlalchemy import Table
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db.errors import is_transient_database_error
 from shared.events.envelope import EventEnvelope
 from shared.events.registry import UndecodableEventError, decode_payload, parse_envelope
 from shared.events.topics import dlq_topic
 from shared.messaging import metrics
-from shared.messaging.headers import header_value
+from shared.messaging.headers import (
+    event_type_from_headers,
+    header_value,
+    is_replay_for_other_group,
+)
 from shared.messaging.inbox import claim_event
+from shared.messaging.producer import ProducerHandle, ProducerUnavailableError
 from shared.observability import log_context
 from shared.time import utcnow
 
@@ -29,20 +34,23 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, EventEnvelope[Any]], Awaitable[None]]
 
+DLQ_SEND_TIMEOUT_S = 30.0
 
-class _StopRequestedError(Exception):
-    """Raised inside a batch when stop() was asked while waiting out an outage."""
+
+class _AbandonRecordError(Exception):
+    """The record in hand is given up unapplied: the consumer stops or loses the partition.
+
+    Its offset is not committed, so whoever owns the partition next reads it again.
+    """
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
-    """True for failures of the platform (database unreachable), not of the message.
+    """True for failures of the platform (database unavailable), not of the message.
 
     Such failures block the partition and retry without counting attempts: dead-lettering
     every message during a database outage would be far worse than waiting.
     """
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | OSError)
+    return is_transient_database_error(exc)
 
 
 @dataclass(frozen=True)
@@ -59,14 +67,22 @@ class RetryPolicy:
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Waits for the batch in hand and commits it before partitions move elsewhere."""
+    """Stops the batch in hand after its current record and commits before partitions move.
+
+    Waiting for the whole batch (or for a database outage to end) would outlast the
+    rebalance timeout: the member would be evicted and its records handled twice.
+    """
 
     def __init__(self, owner: "EventConsumer") -> None:
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self.owner.processing_lock:
-            await self.owner.commit_pending()
+        self.owner.revoking.set()
+        try:
+            async with self.owner.processing_lock:
+                await self.owner.commit_pending()
+        finally:
+            self.owner.revoking.clear()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         logger.info(
@@ -87,9 +103,10 @@ class EventConsumer:
         handlers: Mapping[str, Handler],
         sessionmaker: async_sessionmaker[AsyncSession],
         inbox: Table,
-        dlq_producer: AIOKafkaProducer,
+        dlq_producer: ProducerHandle,
         retry: RetryPolicy | None = None,
         group_id: str = "",
+        max_records_per_poll: int = 100,
     ) -> None:
         self.name = name
         self.consumer = consumer
@@ -100,11 +117,20 @@ class EventConsumer:
         self.dlq_producer = dlq_producer
         self.retry = retry or RetryPolicy()
         self.group_id = group_id or name
+        self.max_records_per_poll = max_records_per_poll
         self.processing_lock = asyncio.Lock()
+        self.revoking = asyncio.Event()
         self._pending_offsets: dict[TopicPartition, int] = {}
-        self._stopping = False
-        # handled / duplicate / ignored / dead_lettered, for this process's lifetime
+        self._stopping = asyncio.Event()
+        self._run_finished = asyncio.Event()
+        self._run_started = False
+        # handled / duplicate / ignored / dead_lettered / abandoned, for this process's lifetime
         self.outcomes: Counter[str] = Counter()
+
+    @property
+    def finished(self) -> bool:
+        """True once `run` has returned or raised: a consumer is never run twice."""
+        return self._run_finished.is_set()
 
     async def start(self) -> None:
         """Joins the group and subscribes."""
@@ -113,41 +139,59 @@ class EventConsumer:
 
     async def run(self) -> None:
         """Consumes until stopped; never lets one bad message stop the loop."""
-        while not self._stopping:
-            try:
-                batches = await self.consumer.getmany(timeout_ms=500, max_records=200)
-            except ConsumerStoppedError:
-                return
-            except KafkaError:
-                logger.exception("fetch failed", extra={"consumer": self.name})
-                await asyncio.sleep(1.0)
-                continue
-            if not batches:
-                continue
-            async with self.processing_lock:
-                # On a stop during an outage the unfinished record is not committed: it is
-                # redelivered after the restart.
-                with contextlib.suppress(_StopRequestedError):
+        self._run_started = True
+        try:
+            while not self._stopping.is_set():
+                try:
+                    batches = await self.consumer.getmany(
+                        timeout_ms=500, max_records=self.max_records_per_poll
+                    )
+                except ConsumerStoppedError:
+                    return
+                except KafkaError:
+                    logger.exception("fetch failed", extra={"consumer": self.name})
+                    await self._pause(1.0)
+                    continue
+                if not batches or self._stopping.is_set():
+                    # Fetched after stop() was asked: left uncommitted, read again later.
+                    continue
+                async with self.processing_lock:
                     await self._process_batches(batches)
-                await self.commit_pending()
+                    await self.commit_pending()
+        finally:
+            self._run_finished.set()
+
+    def _interrupted(self) -> bool:
+        return self._stopping.is_set() or self.revoking.is_set()
+
+    async def _pause(self, delay: float) -> None:
+        """Sleeps, but wakes at once when the consumer stops or loses partitions."""
+        stop = asyncio.ensure_future(self._stopping.wait())
+        revoke = asyncio.ensure_future(self.revoking.wait())
+        try:
+            await asyncio.wait({stop, revoke}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            revoke.cancel()
 
     async def _process_batches(
         self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
         for tp, records in batches.items():
             for record in records:
-                if tp not in self.consumer.assignment():
-                    break  # revoked while we waited: the new owner takes it
+                if self._interrupted() or tp not in self.consumer.assignment():
+                    return  # the rest is read again by whoever owns the partition next
                 try:
                     await self.process(record)
-                except _StopRequestedError:
-                    raise
+                except _AbandonRecordError:
+                    self.outcomes["abandoned"] += 1
+                    return
                 except Exception:
                     # A bug outside the handler (the handler's own errors are retried and
                     # dead-lettered in process()). Re-read this record later, keep the loop.
                     logger.exception("unexpected consumer error", extra={"consumer": self.name})
                     self.consumer.seek(tp, record.offset)
-                    await asyncio.sleep(1.0)
+                    await self._pause(1.0)
                     break
                 self._pending_offsets[tp] = record.offset + 1
             self._record_lag(tp)
@@ -160,9 +204,12 @@ class EventConsumer:
                 max(highwater - position, 0)
             )
 
-    async def stop(self) -> None:
-        """Finishes the batch in hand, commits it, and leaves the group."""
-        self._stopping = True
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Finishes the record in hand, commits what is applied, and leaves the group."""
+        self._stopping.set()
+        if self._run_started:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._run_finished.wait(), timeout_s)
         async with self.processing_lock:
             await self.commit_pending()
         await self.consumer.stop()
@@ -188,6 +235,16 @@ class EventConsumer:
 
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Handles one record: decode, dedupe, apply with retries, or dead-letter it."""
+        declared_type = event_type_from_headers(record.headers)
+        if declared_type is not None and declared_type not in self.handlers:
+            # Readers ignore event types they do not handle, without parsing the body: a
+            # newer producer's event must never reach the DLQ of an older consumer.
+            self._ignore(declared_type)
+            return
+        if is_replay_for_other_group(record.headers, self.group_id):
+            # A dead letter replayed for another group; this group handled it already.
+            self._ignore(declared_type or "replay")
+            return
         try:
             raw = parse_envelope(record.value)
         except UndecodableEventError as exc:
@@ -195,9 +252,7 @@ class EventConsumer:
             return
         handler = self.handlers.get(raw.event_type)
         if handler is None:
-            # Readers ignore event types they do not handle (additive evolution).
-            metrics.EVENTS_HANDLED.labels(self.name, raw.event_type, "ignored").inc()
-            self.outcomes["ignored"] += 1
+            self._ignore(raw.event_type)
             return
         with log_context(
             complaint_id=raw.complaint_id,
@@ -211,6 +266,10 @@ class EventConsumer:
                 return
             await self._apply_with_retries(record, event, handler)
 
+    def _ignore(self, event_type: str) -> None:
+        metrics.EVENTS_HANDLED.labels(self.name, event_type, "ignored").inc()
+        self.outcomes["ignored"] += 1
+
     async def _apply_with_retries(
         self, record: ConsumerRecord[bytes, bytes], event: EventEnvelope[Any], handler: Handler
     ) -> None:
@@ -220,15 +279,15 @@ class EventConsumer:
             try:
                 outcome = await self._apply_once(event, handler)
             except Exception as exc:
+                if self._interrupted():
+                    raise _AbandonRecordError from exc
                 if is_infrastructure_error(exc):
-                    if self._stopping:
-                        raise _StopRequestedError from exc
                     logger.warning(
                         "infrastructure unavailable, retrying without counting: %r",
                         exc,
                         extra={"consumer": self.name, "event_type": event.event_type},
                     )
-                    await asyncio.sleep(outage_delay)
+                    await self._pause(outage_delay)
                     outage_delay = min(outage_delay * 2, 5.0)
                     continue
                 attempt += 1
@@ -242,7 +301,7 @@ class EventConsumer:
                 if attempt == self.retry.max_attempts:
                     await self.dead_letter(record, exc, attempts=attempt)
                     return
-                await asyncio.sleep(self.retry.delay(attempt))
+                await self._pause(self.retry.delay(attempt))
             else:
                 metrics.EVENTS_HANDLED.labels(self.name, event.event_type, outcome).inc()
                 self.outcomes[outcome] += 1
@@ -286,15 +345,27 @@ class EventConsumer:
         target = dlq_topic(record.topic)
         delay = 0.5
         while True:
+            generation = self.dlq_producer.generation
             try:
-                await self.dlq_producer.send_and_wait(
-                    target, value=record.value, key=record.key, headers=headers
+                producer = self.dlq_producer.current()
+                await asyncio.wait_for(
+                    producer.send_and_wait(
+                        target, value=record.value, key=record.key, headers=headers
+                    ),
+                    DLQ_SEND_TIMEOUT_S,
                 )
                 break
-            except KafkaError:
-                # Never drop it: without the DLQ write the offset must not move on.
-                logger.exception("dead-letter publish failed; retrying", extra={"topic": target})
-                await asyncio.sleep(delay)
+            except (KafkaError, ProducerUnavailableError, TimeoutError) as exc:
+                # Never drop it: without the DLQ write the offset must not move on. The
+                # producer may be wedged for good (see shared.messaging.producer): replace it.
+                logger.warning(
+                    "dead-letter publish failed (%r); retrying", exc, extra={"topic": target}
+                )
+                with contextlib.suppress(Exception):
+                    await self.dlq_producer.reset(seen_generation=generation)
+                if self._interrupted():
+                    raise _AbandonRecordError from exc
+                await self._pause(delay)
                 delay = min(delay * 2, 30.0)
         metrics.EVENTS_DEAD_LETTERED.labels(self.name, record.topic).inc()
         self.outcomes["dead_lettered"] += 1

@@ -14,7 +14,9 @@ from shared.events.topics import DLQ_SUFFIX
 logger = logging.getLogger(__name__)
 
 
-def create_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProducer:
+def create_producer(
+    bootstrap_servers: str, *, client_id: str, request_timeout_ms: int = 30_000
+) -> AIOKafkaProducer:
     """An idempotent producer: acks from all replicas, no duplicates or reordering on retry."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
@@ -22,7 +24,7 @@ def create_producer(bootstrap_servers: str, *, client_id: str) -> AIOKafkaProduc
         acks="all",
         enable_idempotence=True,
         linger_ms=2,
-        request_timeout_ms=30_000,
+        request_timeout_ms=request_timeout_ms,
     )
 
 
@@ -32,9 +34,15 @@ def create_consumer(
     group_id: str,
     client_id: str,
     session_timeout_ms: int = 10_000,
-    max_poll_records: int = 200,
+    rebalance_timeout_ms: int = 60_000,
+    max_poll_interval_ms: int = 300_000,
+    max_poll_records: int = 100,
 ) -> AIOKafkaConsumer:
-    """A group consumer that never auto-commits and starts new groups at the beginning."""
+    """A group consumer that never auto-commits and starts new groups at the beginning.
+
+    The rebalance timeout is explicit: left unset, aiokafka uses the session timeout, and
+    a member still finishing its record when partitions move would be evicted.
+    """
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,
@@ -43,6 +51,8 @@ def create_consumer(
         auto_offset_reset="earliest",
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(session_timeout_ms // 4, 500),
+        rebalance_timeout_ms=rebalance_timeout_ms,
+        max_poll_interval_ms=max_poll_interval_ms,
         max_poll_records=max_poll_records,
         isolation_level="read_committed",
     )

@@ -14,3 +14,14 @@ EVENTS_DEAD_LETTERED = Counter(
 CONSUMER_LAG = Gauge(
     "consumer_lag", "Messages behind the partition end", ["consumer", "topic", "partition"]
 )
+PRODUCER_RESETS = Counter(
+    "kafka_producer_resets_total", "Producers replaced after a send failure", ["producer"]
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "outbox_oldest_unpublished_age_seconds",
+    "Age of the oldest outbox row not yet published (0 when none)",
+    ["schema"],
+)
+BACKGROUND_TASK_RESTARTS = Counter(
+    "background_task_restarts_total", "Background tasks restarted after dying", ["task"]
+)

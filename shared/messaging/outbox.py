@@ -5,10 +5,11 @@ import contextlib
 import logging
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -35,6 +36,7 @@ from shared.events.envelope import EventEnvelope
 from shared.events.topics import qualified_topic
 from shared.messaging import metrics
 from shared.messaging.headers import event_headers
+from shared.messaging.producer import ProducerHandle, ProducerUnavailableError
 from shared.observability import current_traceparent
 
 logger = logging.getLogger(__name__)
@@ -113,6 +115,36 @@ def relay_lock_key(schema: str) -> int:
     return zlib.crc32(f"outbox-relay:{schema}".encode())
 
 
+@dataclass
+class SendOutcome:
+    """Which rows of a batch the broker acknowledged, and the first failure if any."""
+
+    published_ids: list[int]
+    failure: BaseException | None
+
+
+def publishable_prefix(rows: Sequence[Any], acked: Callable[[Any], bool]) -> list[int]:
+    """Ids of acked rows that no unacked earlier row of the same key precedes.
+
+    Marking a later row of a key while an earlier one is unsent would publish that
+    complaint's events out of order once the earlier row is retried.
+    """
+    blocked: set[str] = set()
+    published: list[int] = []
+    for row in rows:
+        if row.message_key in blocked:
+            continue
+        if acked(row):
+            published.append(row.id)
+        else:
+            blocked.add(row.message_key)
+    return published
+
+
+class RelaySendError(Exception):
+    """Some rows of a batch were not acknowledged; the producer is replaced before retrying."""
+
+
 class OutboxRelay:
     """Publishes unpublished outbox rows in id order, then marks them published.
 
@@ -126,11 +158,13 @@ class OutboxRelay:
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
         table: Table,
-        producer: AIOKafkaProducer,
+        producer: ProducerHandle,
         topic_prefix: str = "",
         batch_size: int = 200,
         poll_interval_s: float = 0.25,
         max_backoff_s: float = 30.0,
+        send_timeout_s: float = 35.0,
+        drain_timeout_s: float = 10.0,
         name: str = "relay",
         listen_url: str | None = None,
     ) -> None:
@@ -141,6 +175,8 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.max_backoff_s = max_backoff_s
+        self.send_timeout_s = send_timeout_s
+        self.drain_timeout_s = drain_timeout_s
         self.name = name
         self.lock_key = relay_lock_key(table.schema or "public")
         # asyncpg DSN for LISTEN; None: only in-process wake-ups and polling.
@@ -152,16 +188,19 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
         self._stopping = False
+        self.consecutive_failures = 0
+        self._seen_generation = 0
 
     def wake(self) -> None:
         """Asks the relay to look for new rows now instead of at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
-        """Publishes forever; errors are retried with exponential backoff."""
+        """Publishes until stopped, then drains what is committed; errors are retried."""
         listener = asyncio.create_task(self._listen())
         try:
             await self._publish_loop()
+            await self._drain()
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -176,7 +215,7 @@ class OutboxRelay:
             lost = asyncio.Event()
             try:
                 connection = await asyncpg.connect(self.listen_url, timeout=10)
-            except (OSError, asyncpg.PostgresError):
+            except (OSError, asyncpg.PostgresError, TimeoutError):
                 logger.warning("outbox LISTEN connection failed; polling meanwhile")
                 await asyncio.sleep(2.0)
                 continue
@@ -188,6 +227,8 @@ class OutboxRelay:
                 await asyncio.wait({stopping, closed}, return_when=asyncio.FIRST_COMPLETED)
                 stopping.cancel()
                 closed.cancel()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                logger.warning("outbox LISTEN connection lost; reconnecting")
             finally:
                 with contextlib.suppress(Exception):
                     await connection.close(timeout=5)
@@ -196,33 +237,68 @@ class OutboxRelay:
         self._wake.set()
 
     async def _publish_loop(self) -> None:
-        failures = 0
         while not self._stopping:
-            try:
-                published = await self.publish_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                delay = min(self.max_backoff_s, 0.2 * 2 ** min(failures, 10))
-                logger.exception("outbox relay %s failed; retrying in %.1fs", self.name, delay)
-                metrics.RELAY_FAILURES.labels(self.table.schema).inc()
-                await asyncio.sleep(delay)
+            published = await self._publish_or_back_off()
+            if published is None:
                 continue
             if published < self.batch_size:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
 
+    async def _publish_or_back_off(self) -> int | None:
+        """One pass; on failure: replace the producer, back off, and return None."""
+        try:
+            published = await self.publish_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.consecutive_failures += 1
+            delay = min(self.max_backoff_s, 0.2 * 2 ** min(self.consecutive_failures, 10))
+            logger.warning("outbox relay %s failed (%r); retrying in %.1fs", self.name, exc, delay)
+            metrics.RELAY_FAILURES.labels(self.table.schema).inc()
+            if isinstance(exc, RelaySendError | ProducerUnavailableError):
+                with contextlib.suppress(Exception):
+                    await self.producer.reset(seen_generation=self._seen_generation)
+            await self._sleep_unless_stopping(delay)
+            return None
+        self.consecutive_failures = 0
+        return published
+
+    async def _sleep_unless_stopping(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), delay)
+
+    async def _drain(self) -> None:
+        """After stop: publishes everything committed so far, within `drain_timeout_s`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_timeout_s
+        while loop.time() < deadline:
+            try:
+                published = await asyncio.wait_for(
+                    self.publish_once(), max(deadline - loop.time(), 0.1)
+                )
+            except (TimeoutError, Exception) as exc:
+                logger.warning("outbox relay %s could not drain: %r", self.name, exc)
+                return
+            if published == 0 and await self.backlog() == 0:
+                return
+            if published == 0:
+                # Another replica holds the publishing lock; it will publish the rest.
+                return
+
     def stop(self) -> None:
-        """Lets `run` finish after its current batch."""
+        """Asks `run` to stop: it drains committed rows (bounded in time) and returns."""
         self._stopping = True
         self._stopped.set()
         self._wake.set()
 
     async def publish_once(self) -> int:
-        """Publishes one batch in a single transaction; returns how many rows it published."""
+        """Publishes one batch in a single transaction; returns how many rows it published.
+
+        Rows the broker acknowledged are marked even when others failed (unless an earlier
+        row of the same key failed); then RelaySendError reports the failure.
+        """
         async with self.sessionmaker() as session, session.begin():
             locked = await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_key)))
             if not locked:
@@ -238,25 +314,63 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            await self._send(rows)
-            await self._mark_published(session, [row.id for row in rows])
-        metrics.OUTBOX_PUBLISHED.labels(self.table.schema).inc(len(rows))
-        return len(rows)
+            outcome = await self._send(rows)
+            if outcome.published_ids:
+                await self._mark_published(session, outcome.published_ids)
+        metrics.OUTBOX_PUBLISHED.labels(self.table.schema).inc(len(outcome.published_ids))
+        if outcome.failure is not None:
+            raise RelaySendError(
+                f"{len(rows) - len(outcome.published_ids)} of {len(rows)} rows not published: "
+                f"{outcome.failure!r}"
+            ) from outcome.failure
+        return len(outcome.published_ids)
 
-    async def _send(self, rows: Sequence[Any]) -> None:
+    async def _send(self, rows: Sequence[Any]) -> SendOutcome:
         # send() enqueues in call order; the idempotent producer keeps that order per
-        # partition through its own retries. Then wait until the broker acked them all.
-        pending = []
+        # partition through its own retries. Then wait (bounded) for the broker's acks.
+        self._seen_generation = self.producer.generation
+        producer = self.producer.current()
+        futures: dict[int, asyncio.Future[Any]] = {}
+        failure: BaseException | None = None
+        failed_keys: set[str] = set()
         for row in rows:
-            pending.append(
-                await self.producer.send(
-                    qualified_topic(row.topic, self.topic_prefix),
-                    value=row.body.encode(),
-                    key=row.message_key.encode(),
-                    headers=[(key, value.encode()) for key, value in row.headers],
+            if row.message_key in failed_keys:
+                continue
+            try:
+                futures[row.id] = await asyncio.wait_for(
+                    producer.send(
+                        qualified_topic(row.topic, self.topic_prefix),
+                        value=row.body.encode(),
+                        key=row.message_key.encode(),
+                        headers=[(key, value.encode()) for key, value in row.headers],
+                    ),
+                    self.send_timeout_s,
                 )
+            except (KafkaError, TimeoutError) as exc:
+                failure = failure or exc
+                failed_keys.add(row.message_key)
+                if not isinstance(exc, UnknownTopicOrPartitionError):
+                    break  # the producer or broker is at fault, not this row's topic
+        if futures:
+            _done, pending = await asyncio.wait(futures.values(), timeout=self.send_timeout_s)
+            for future in pending:
+                future.cancel()
+            if pending and failure is None:
+                failure = TimeoutError(f"{len(pending)} sends unacknowledged")
+
+        def acked(row: Any) -> bool:
+            future = futures.get(row.id)
+            return (
+                future is not None
+                and future.done()
+                and not future.cancelled()
+                and future.exception() is None
             )
-        await asyncio.gather(*pending)
+
+        for future in futures.values():
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                failure = failure or future.exception()
+        return SendOutcome(publishable_prefix(rows, acked), failure)
 
     async def _mark_published(self, session: AsyncSession, ids: list[int]) -> None:
         await session.execute(
@@ -272,3 +386,14 @@ class OutboxRelay:
                 select(func.count()).where(self.table.c.published_at.is_(None))
             )
         return int(count or 0)
+
+    async def oldest_unpublished_age_s(self) -> float:
+        """Seconds since the oldest unpublished row was written (0 when there is none)."""
+        async with self.sessionmaker() as session:
+            age = await session.scalar(
+                select(func.extract("epoch", func.now() - self.table.c.created_at))
+                .where(self.table.c.published_at.is_(None))
+                .order_by(self.table.c.id)
+                .limit(1)
+            )
+        return float(age or 0.0)

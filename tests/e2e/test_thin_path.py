@@ -171,9 +171,15 @@ class TestOperations:
         for name in ("intake", "triage", "resolution", "notification"):
             ready = await http.get(f"{platform.url(name)}/readyz")
             assert ready.status_code == 200, ready.text
-            assert ready.json()["checks"] == {"database": "ok", "kafka": "ok", "workers": "ok"}
+            assert ready.json()["checks"] == {
+                "database": "ok",
+                "kafka": "ok",
+                "workers": "ok",
+                "outbox": "ok",
+            }
             metrics = await http.get(f"{platform.url(name)}/metrics")
             assert "outbox_backlog" in metrics.text
+            assert "outbox_oldest_unpublished_age_seconds" in metrics.text
 
     async def test_a_poison_message_goes_to_the_dlq_and_the_service_keeps_going(
         self, platform, http

@@ -6,11 +6,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events import EventEnvelope, Topic, dlq_topic
@@ -23,8 +24,10 @@ from shared.messaging import (
     ensure_topics,
     replay_dead_letters,
 )
-from shared.messaging.headers import event_headers
+from shared.messaging.headers import REPLAY_FOR_GROUP_HEADER, event_headers
 from shared.messaging.kafka import delete_topics
+from shared.messaging.outbox import RelaySendError
+from shared.messaging.producer import ProducerHandle
 from tests.support.kafka import read_all
 from tests.support.messaging import MessagingSchema, messaging_schema, probe_event, record_effect
 from tests.support.stack import StackUnderTest
@@ -64,11 +67,11 @@ async def lane(stack: StackUnderTest) -> AsyncIterator[Lane]:
 
 
 @pytest.fixture
-async def producer(stack: StackUnderTest) -> AsyncIterator[AIOKafkaProducer]:
-    producer = create_producer(stack.config.kafka_bootstrap, client_id="tests")
-    await producer.start()
-    yield producer
-    await producer.stop()
+async def producer(stack: StackUnderTest) -> AsyncIterator[ProducerHandle]:
+    handle = ProducerHandle(lambda: create_producer(stack.config.kafka_bootstrap, client_id="t"))
+    await handle.start()
+    yield handle
+    await handle.stop()
 
 
 class CountingHandler:
@@ -91,17 +94,23 @@ class CountingHandler:
 
 def make_consumer(
     lane: Lane,
-    producer: AIOKafkaProducer,
+    producer: ProducerHandle,
     handler: CountingHandler,
     *,
     group: str,
     retry: RetryPolicy | None = None,
+    session_timeout_ms: int = 6000,
+    rebalance_timeout_ms: int = 60_000,
 ) -> EventConsumer:
     return EventConsumer(
         name=group,
         group_id=group,
         consumer=create_consumer(
-            lane.bootstrap, group_id=group, client_id=group, session_timeout_ms=6000
+            lane.bootstrap,
+            group_id=group,
+            client_id=group,
+            session_timeout_ms=session_timeout_ms,
+            rebalance_timeout_ms=rebalance_timeout_ms,
         ),
         topics=[lane.topic],
         handlers={"probe.recorded": handler},
@@ -124,7 +133,7 @@ async def stop(consumer: EventConsumer, task: asyncio.Task[None]) -> None:
 
 async def consume_until_applied(
     lane: Lane,
-    producer: AIOKafkaProducer,
+    producer: ProducerHandle,
     handler: CountingHandler,
     event_id: uuid.UUID,
     *,
@@ -157,8 +166,8 @@ def relay_for(
     )
 
 
-async def publish(producer: AIOKafkaProducer, topic: str, envelope: EventEnvelope[Any]) -> None:
-    await producer.send_and_wait(
+async def publish(producer: ProducerHandle, topic: str, envelope: EventEnvelope[Any]) -> None:
+    await producer.current().send_and_wait(
         topic,
         value=envelope.model_dump_json().encode(),
         key=str(envelope.complaint_id).encode(),
@@ -223,7 +232,10 @@ class TestOutbox:
         complaints = [uuid.uuid4() for _ in range(8)]
         events = [probe_event(c, seq) for seq in range(40) for c in complaints]
         await write_to_outbox(lane, events)
-        producers = [create_producer(lane.bootstrap, client_id=f"relay-{i}") for i in range(2)]
+        producers = [
+            ProducerHandle(lambda i=i: create_producer(lane.bootstrap, client_id=f"relay-{i}"))
+            for i in range(2)
+        ]
         for p in producers:
             await p.start()
         relays = [
@@ -349,10 +361,12 @@ class TestDeadLetters:
         self, lane: Lane, producer
     ):
         complaint = uuid.uuid4()
-        await producer.send_and_wait(lane.topic, value=b"\x00not json", key=str(complaint).encode())
+        await producer.current().send_and_wait(
+            lane.topic, value=b"\x00not json", key=str(complaint).encode()
+        )
         future = probe_event(complaint, 1).model_dump(mode="json")
         future["schema_version"] = 99
-        await producer.send_and_wait(
+        await producer.current().send_and_wait(
             lane.topic,
             value=json.dumps(future).encode(),
             key=str(complaint).encode(),
@@ -406,33 +420,266 @@ class TestDeadLetters:
         assert again.replayed == 0, "a replay run replays each dead letter once"
 
 
-class OutageHandler(CountingHandler):
-    """Fails like an unreachable database for the first `outage_calls` calls."""
+class TestRelayUnderSendFailures:
+    async def test_a_failed_row_holds_back_later_rows_of_its_key_but_not_other_keys(
+        self, lane: Lane, stack: StackUnderTest
+    ):
+        # A topic that does not exist (auto-create is off) makes the real producer fail
+        # those sends with UnknownTopicOrPartitionError after its request timeout.
+        missing = f"missing-{uuid.uuid4().hex[:6]}"
+        a, b = uuid.uuid4(), uuid.uuid4()
+        rows = [(a, 1, TOPIC), (a, 2, missing), (a, 3, TOPIC), (b, 1, TOPIC)]
+        async with lane.db.sessionmaker() as session, session.begin():
+            for complaint, sequence, topic in rows:
+                event = probe_event(complaint, sequence)
+                await session.execute(
+                    insert(lane.db.outbox.table).values(
+                        event_id=event.event_id,
+                        event_type=event.event_type,
+                        topic=topic,
+                        message_key=str(complaint),
+                        headers=[[k, v.decode()] for k, v in event_headers(event)],
+                        body=event.model_dump_json(),
+                    )
+                )
+        handle = ProducerHandle(
+            lambda: create_producer(lane.bootstrap, client_id="short", request_timeout_ms=2000)
+        )
+        await handle.start()
+        try:
+            relay = relay_for(lane, handle)
+            with pytest.raises(RelaySendError):
+                await relay.publish_once()
+            unpublished = await _unpublished_sequences(lane)
+            assert unpublished == [(str(a), 2), (str(a), 3)], "b and a's first row go ahead"
 
-    def __init__(self, lane: Lane, outage_calls: int) -> None:
-        super().__init__(lane)
-        self.outage_calls = outage_calls
+            await ensure_topics(lane.bootstrap, [f"{lane.prefix}{missing}"], partitions=1)
+            await handle.reset()
+            assert await relay.publish_once() == 2
+        finally:
+            await handle.stop()
+            await delete_topics(lane.bootstrap, [f"{lane.prefix}{missing}"])
+        on_topic = await read_all(lane.bootstrap, lane.topic)
+        sequences = [
+            (
+                json.loads(m.value or b"{}")["complaint_id"],
+                json.loads(m.value or b"")["payload"]["sequence"],
+            )
+            for m in sorted(on_topic, key=lambda m: (m.partition, m.offset))
+        ]
+        assert [seq for key, seq in sequences if key == str(a)] == [1, 3], "each row once, in order"
+        assert [seq for key, seq in sequences if key == str(b)] == [1]
 
-    async def __call__(self, session: AsyncSession, event: EventEnvelope[Any]) -> None:
-        if self.calls < self.outage_calls:
-            self.calls += 1
-            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down"))
-        await super().__call__(session, event)
+    async def test_stop_publishes_everything_already_committed(self, lane: Lane, producer):
+        await write_to_outbox(lane, [probe_event(uuid.uuid4(), seq) for seq in range(600)])
+        relay = relay_for(lane, producer, batch_size=50)
+        task = asyncio.create_task(relay.run())
+        relay.stop()  # before the first batch is even out
+        await asyncio.wait_for(task, 30)
+        assert await relay.backlog() == 0
+        assert len(await read_all(lane.bootstrap, lane.topic)) == 600
+
+    async def test_the_oldest_unpublished_age_is_measured(self, lane: Lane, producer):
+        relay = relay_for(lane, producer)
+        assert await relay.oldest_unpublished_age_s() == 0
+        await write_to_outbox(lane, [probe_event(uuid.uuid4(), 1)])
+        async with lane.db.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(lane.db.outbox.table).values(created_at=func.now() - timedelta(minutes=5))
+            )
+        assert await relay.oldest_unpublished_age_s() >= 299
+        await relay.publish_once()
+        assert await relay.oldest_unpublished_age_s() == 0
 
 
-class TestInfrastructureOutage:
-    async def test_a_database_outage_blocks_and_retries_instead_of_dead_lettering(
+class TestConsumerGroupChanges:
+    async def test_a_slow_batch_never_gets_a_member_evicted_on_rebalance(
         self, lane: Lane, producer
+    ):
+        # 100 records of 0.1 s each is a 10 s batch, beyond a 6 s rebalance timeout: a
+        # member that finishes its batch before giving up partitions is evicted, and the
+        # records it applied meanwhile come again to the new owner.
+        complaints = [uuid.uuid4() for _ in range(6)]
+        for seq in range(30):
+            for complaint in complaints:
+                await publish(producer, lane.topic, probe_event(complaint, seq))
+        total = 30 * len(complaints)
+        group = f"g-{uuid.uuid4().hex[:6]}"
+        handler = CountingHandler(lane, delay_s=0.1)
+        first = make_consumer(lane, producer, handler, group=group, rebalance_timeout_ms=6000)
+        first_task = await running(first)
+        await wait_until(lambda: _calls_at_least(handler, 5), timeout_s=20, what="first busy")
+        second = make_consumer(lane, producer, handler, group=group, rebalance_timeout_ms=6000)
+        second_task = await running(second)
+        try:
+            await wait_until(
+                lambda: _count_at_least(lane, total), timeout_s=90, what=f"{total} effects"
+            )
+        finally:
+            await stop(second, second_task)
+            await stop(first, first_task)
+        assert await lane.db.count(lane.db.effects) == total
+        redelivered = first.outcomes["duplicate"] + second.outcomes["duplicate"]
+        assert redelivered == 0, f"{redelivered} records were delivered twice"
+        assert second.outcomes["handled"] > 0, "the second member took partitions mid-batch"
+
+    async def test_stopping_mid_stream_leaves_nothing_to_redeliver(self, lane: Lane, producer):
+        complaints = [uuid.uuid4() for _ in range(6)]
+        for seq in range(60):
+            for complaint in complaints:
+                await publish(producer, lane.topic, probe_event(complaint, seq))
+        total = 60 * len(complaints)
+        group = f"g-{uuid.uuid4().hex[:6]}"
+        handler = CountingHandler(lane, delay_s=0.005)
+        for _round in range(3):  # stop and restart the member mid-stream a few times
+            consumer = make_consumer(lane, producer, handler, group=group)
+            task = await running(consumer)
+            target = min(handler.calls + 60, total)
+            await wait_until(lambda t=target: _calls_at_least(handler, t), timeout_s=30)
+            await stop(consumer, task)
+            assert consumer.outcomes["duplicate"] == 0, "a record applied was not committed"
+        last = make_consumer(lane, producer, handler, group=group)
+        task = await running(last)
+        try:
+            await wait_until(lambda: _count_at_least(lane, total), timeout_s=60)
+        finally:
+            await stop(last, task)
+        assert last.outcomes["duplicate"] == 0
+        assert await lane.db.count(lane.db.effects) == total
+
+
+class TestSkippedFromHeaders:
+    async def test_unknown_event_types_are_skipped_without_parsing_the_body(
+        self, lane: Lane, producer
+    ):
+        complaint = uuid.uuid4()
+        await producer.current().send_and_wait(
+            lane.topic,
+            value=b'{"complaint_id": "not-a-uuid", "payload": {"shape": "from the future"}}',
+            key=str(complaint).encode(),
+            headers=[("event_type", b"complaint.teleported"), ("schema_version", b"3")],
+        )
+        marker = probe_event(complaint, 1)
+        await publish(producer, lane.topic, marker)
+        consumer = await consume_until_applied(
+            lane, producer, CountingHandler(lane), marker.event_id
+        )
+        assert consumer.outcomes["ignored"] == 1
+        assert consumer.outcomes["dead_lettered"] == 0
+        assert await read_all(lane.bootstrap, lane.dlq, timeout_ms=500) == []
+
+    async def test_a_replay_meant_for_another_group_is_skipped(self, lane: Lane, producer):
+        complaint = uuid.uuid4()
+        replayed = probe_event(complaint, 1)
+        await producer.current().send_and_wait(
+            lane.topic,
+            value=replayed.model_dump_json().encode(),
+            key=str(complaint).encode(),
+            headers=[*event_headers(replayed), (REPLAY_FOR_GROUP_HEADER, b"some-other-group")],
+        )
+        marker = probe_event(complaint, 2)
+        await publish(producer, lane.topic, marker)
+        handler = CountingHandler(lane)
+        consumer = await consume_until_applied(lane, producer, handler, marker.event_id)
+        assert await lane.db.count(lane.db.effects, event_id=replayed.event_id) == 0
+        assert consumer.outcomes["ignored"] == 1
+
+
+class TestDatabaseUnavailable:
+    async def test_a_read_only_failover_blocks_and_retries_instead_of_dead_lettering(
+        self, lane: Lane, producer, stack: StackUnderTest
+    ):
+        # As after a failover to a standby: every new session is read-only, so the
+        # handler's write fails with SQLSTATE 25006 until the primary is back.
+        admin = await asyncpg.connect(stack.admin_dsn())
+        database = stack.database
+        try:
+            await admin.execute(
+                f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'
+            )
+            await lane.db.engine.dispose()  # pooled sessions predate the switch
+            event = probe_event(uuid.uuid4(), 1)
+            await publish(producer, lane.topic, event)
+            handler = CountingHandler(lane)
+            group = f"g-{uuid.uuid4().hex[:6]}"
+            consumer = make_consumer(
+                lane, producer, handler, group=group, retry=RetryPolicy(max_attempts=1)
+            )
+            task = await running(consumer)
+            try:
+                await asyncio.sleep(3)  # the outage lasts this long; every attempt fails
+                assert consumer.outcomes["dead_lettered"] == 0
+                assert consumer.outcomes["handled"] == 0
+                await admin.execute(
+                    f'ALTER DATABASE "{database}" RESET default_transaction_read_only'
+                )
+                await lane.db.engine.dispose()
+                await wait_until(
+                    lambda: lane.db.count(lane.db.effects, event_id=event.event_id),
+                    timeout_s=30,
+                    what="effect after the primary is back",
+                )
+            finally:
+                await stop(consumer, task)
+        finally:
+            await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+            await admin.close()
+            await lane.db.engine.dispose()
+        assert consumer.outcomes["dead_lettered"] == 0
+        assert await read_all(lane.bootstrap, lane.dlq, timeout_ms=500) == []
+
+    async def test_a_terminated_backend_mid_handler_is_retried_not_dead_lettered(
+        self, lane: Lane, producer, stack: StackUnderTest
     ):
         event = probe_event(uuid.uuid4(), 1)
         await publish(producer, lane.topic, event)
-        handler = OutageHandler(lane, outage_calls=6)  # more than max_attempts=3
-        consumer = await consume_until_applied(
-            lane, producer, handler, event.event_id, timeout_s=30
+
+        class SlowFirstCall(CountingHandler):
+            async def __call__(self, session: AsyncSession, event: EventEnvelope[Any]) -> None:
+                if self.calls == 0:
+                    self.calls += 1
+                    await session.execute(text("SELECT pg_sleep(30) /* terminate-me */"))
+                await super().__call__(session, event)
+
+        handler = SlowFirstCall(lane)
+        consumer = make_consumer(
+            lane,
+            producer,
+            handler,
+            group=f"g-{uuid.uuid4().hex[:6]}",
+            retry=RetryPolicy(max_attempts=1),
         )
-        assert handler.calls == 7
+        task = await running(consumer)
+        admin = await asyncpg.connect(stack.admin_dsn())
+        try:
+
+            async def terminated() -> bool:
+                killed = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE query LIKE '%terminate-me%' AND pid <> pg_backend_pid()"
+                )
+                return bool(killed)
+
+            await wait_until(terminated, timeout_s=20, what="the handler's backend")
+            await wait_until(
+                lambda: lane.db.count(lane.db.effects, event_id=event.event_id), timeout_s=30
+            )
+        finally:
+            await admin.close()
+            await stop(consumer, task)
         assert consumer.outcomes["dead_lettered"] == 0
-        assert await read_all(lane.bootstrap, lane.dlq, timeout_ms=500) == []
+
+
+async def _unpublished_sequences(lane: Lane) -> list[tuple[str, int]]:
+    async with lane.db.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(lane.db.outbox.table.c.message_key, lane.db.outbox.table.c.body)
+                .where(lane.db.outbox.table.c.published_at.is_(None))
+                .order_by(lane.db.outbox.table.c.id)
+            )
+        ).all()
+    return [(key, json.loads(body)["payload"]["sequence"]) for key, body in rows]
 
 
 async def _zero(relay: OutboxRelay) -> bool:

@@ -1,6 +1,5 @@
 """The service runtime: retention, readiness when dependencies are down, relay retries."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -8,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import insert, select
 
 from intake_service.config import Settings as IntakeSettings
@@ -16,14 +14,13 @@ from intake_service.main import SPEC as INTAKE_SPEC
 from intake_service.models import idempotency_keys
 from services.catalog import BY_NAME
 from shared.events import Topic, dlq_topic
-from shared.messaging import OutboxRelay, create_producer, ensure_topics
+from shared.messaging import ensure_topics
 from shared.messaging import metrics as messaging_metrics
 from shared.messaging.kafka import delete_topics
 from shared.runtime import ServiceRuntime, ServiceSpec, create_service_app
 from shared.settings import ServiceSettings
 from shared.time import utcnow
-from tests.support.kafka import read_all
-from tests.support.messaging import MessagingSchema, messaging_schema, probe_event
+from tests.support.messaging import MessagingSchema, messaging_schema, probe_event, record_effect
 from tests.support.stack import StackUnderTest
 from tests.support.waiting import wait_until
 
@@ -146,50 +143,134 @@ class TestReadiness:
         assert checks["kafka"].startswith("error")
 
 
-class FlakyProducer:
-    """A real producer whose first sends fail as if the broker were unreachable."""
-
-    def __init__(self, real: Any, failures: int) -> None:
-        self.real = real
-        self.failures = failures
-
-    async def send(self, *args: Any, **kwargs: Any) -> Any:
-        if self.failures > 0:
-            self.failures -= 1
-            raise KafkaConnectionError("broker unreachable (simulated)")
-        return await self.real.send(*args, **kwargs)
+class Crash(BaseException):
+    """Escapes every `except Exception`: the consumer task itself dies."""
 
 
-class TestRelayRetries:
-    async def test_relay_keeps_retrying_until_the_broker_is_back(self, db, stack):
-        prefix = f"retry-{uuid.uuid4().hex[:8]}."
-        topic = f"{prefix}{Topic.INTAKE_COMPLAINT.value}"
-        await ensure_topics(stack.config.kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
-        real = create_producer(stack.config.kafka_bootstrap, client_id="flaky")
-        await real.start()
-        relay = OutboxRelay(
-            sessionmaker=db.sessionmaker,
-            table=db.outbox.table,
-            producer=FlakyProducer(real, failures=3),  # type: ignore[arg-type]
-            topic_prefix=prefix,
-            poll_interval_s=0.05,
-            max_backoff_s=0.5,
-        )
-        failures_before = messaging_metrics.RELAY_FAILURES.labels(db.schema)._value.get()
+class CrashingHandler:
+    """Kills the consumer task from inside on its first `crashes` calls, then applies."""
+
+    def __init__(self, db: MessagingSchema, crashes: int) -> None:
+        self.db = db
+        self.crashes = crashes
+        self.calls = 0
+
+    async def __call__(self, session: Any, event: Any) -> None:
+        self.calls += 1
+        if self.calls <= self.crashes:
+            raise Crash(f"consumer task crash #{self.calls}")
+        await record_effect(session, self.db.effects, event)
+
+
+@pytest.fixture
+async def probe_topics(stack: StackUnderTest) -> AsyncIterator[str]:
+    prefix = f"sup-{uuid.uuid4().hex[:8]}."
+    topic = f"{prefix}{Topic.INTAKE_COMPLAINT.value}"
+    await ensure_topics(stack.config.kafka_bootstrap, [topic, dlq_topic(topic)], partitions=2)
+    yield prefix
+    await delete_topics(stack.config.kafka_bootstrap, [topic, dlq_topic(topic)])
+
+
+def subscribed_runtime(
+    db: MessagingSchema, stack: StackUnderTest, prefix: str, handler: Any, **overrides: Any
+) -> ServiceRuntime:
+    spec = ServiceSpec(
+        name=f"probe-{uuid.uuid4().hex[:6]}",
+        schema=db.schema,
+        outbox=db.outbox,
+        inbox=db.inbox,
+        subscriptions={Topic.INTAKE_COMPLAINT: {"probe.recorded": handler}},
+    )
+    settings = ServiceSettings(
+        database_url=stack.admin_sqlalchemy_url(),
+        kafka_bootstrap_servers=stack.config.kafka_bootstrap,
+        topic_prefix=prefix,
+        kafka_session_timeout_ms=6000,
+        **overrides,
+    )
+    return ServiceRuntime(spec, settings)
+
+
+class TestSupervision:
+    async def test_a_consumer_task_that_dies_is_replaced_and_applies_the_event_once(
+        self, db, stack, probe_topics
+    ):
+        handler = CrashingHandler(db, crashes=2)
+        runtime = subscribed_runtime(db, stack, probe_topics, handler)
+        restarts = messaging_metrics.BACKGROUND_TASK_RESTARTS.labels("consumer")
+        before = restarts._value.get()
+        event = probe_event(uuid.uuid4(), 1)
+        async with db.sessionmaker() as session, session.begin():
+            await db.outbox.add(session, event)
+        await runtime.start()
+        try:
+            await wait_until(
+                lambda: db.count(db.effects, event_id=event.event_id),
+                timeout_s=60,
+                what="effect after the consumer was replaced twice",
+            )
+            assert runtime.liveness() is None
+        finally:
+            await runtime.stop()
+        assert restarts._value.get() - before == 2
+        assert await db.count(db.effects) == 1
+        assert runtime.fatal is None
+
+    async def test_a_task_that_keeps_dying_fails_liveness_and_asks_to_exit(
+        self, db, stack, probe_topics, monkeypatch
+    ):
+        monkeypatch.setattr("shared.runtime.TASK_RESTART_LIMIT", 2)
+        handler = CrashingHandler(db, crashes=1000)
+        runtime = subscribed_runtime(db, stack, probe_topics, handler)
+        exits: list[str] = []
+        runtime.on_fatal = lambda: exits.append("exit")
         async with db.sessionmaker() as session, session.begin():
             await db.outbox.add(session, probe_event(uuid.uuid4(), 1))
-        task = asyncio.create_task(relay.run())
+        app = create_service_app(runtime.spec, runtime.settings)
+        app.state.runtime = runtime
+        await runtime.start()
         try:
-            await wait_until(lambda: _drained(relay), timeout_s=20, what="published after retries")
+            await wait_until(lambda: _fatal(runtime), timeout_s=60, what="giving up")
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://p") as client:
+                alive = await client.get("/healthz")
+                ready = await client.get("/readyz")
         finally:
-            relay.stop()
-            await asyncio.wait_for(task, 10)
-            await real.stop()
-        failures = messaging_metrics.RELAY_FAILURES.labels(db.schema)._value.get() - failures_before
-        assert failures == 3
-        assert len(await read_all(stack.config.kafka_bootstrap, topic)) == 1
-        await delete_topics(stack.config.kafka_bootstrap, [topic, dlq_topic(topic)])
+            await runtime.stop()
+        assert exits == ["exit"]
+        assert alive.status_code == 503
+        assert "consumer died 3 times" in alive.json()["detail"]
+        assert ready.status_code == 503
+        assert await db.count(db.effects) == 0
 
 
-async def _drained(relay: OutboxRelay) -> bool:
-    return await relay.backlog() == 0
+class TestOutboxReadiness:
+    async def test_readiness_fails_while_the_oldest_unpublished_event_is_too_old(self, db, stack):
+        runtime = runtime_on(db, stack, outbox_ready_max_age_seconds=30)
+        await runtime.start()
+        try:
+            assert (await runtime.check_ready())["outbox"] == "ok"
+            # An event for a topic the broker does not have can never be published.
+            async with db.sessionmaker() as session, session.begin():
+                event = probe_event(uuid.uuid4(), 1)
+                await session.execute(
+                    insert(db.outbox.table).values(
+                        event_id=event.event_id,
+                        event_type=event.event_type,
+                        topic=f"nowhere-{uuid.uuid4().hex[:6]}",
+                        message_key="k",
+                        headers=[],
+                        body="{}",
+                        created_at=utcnow() - timedelta(minutes=2),
+                    )
+                )
+            checks = await runtime.check_ready()
+        finally:
+            await runtime.stop()
+        assert checks["outbox"].startswith("stale: oldest unpublished event is")
+        age = messaging_metrics.OUTBOX_OLDEST_AGE.labels(db.schema)._value.get()
+        assert age >= 119
+
+
+async def _fatal(runtime: ServiceRuntime) -> bool:
+    return runtime.fatal is not None

@@ -1,6 +1,6 @@
 """The four services as real processes against the run's database and topics."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -50,16 +50,22 @@ def service_test_env(name: str) -> dict[str, str]:
 
 @contextmanager
 def running_platform(
-    stack: StackUnderTest, *, port_offset: int = TEST_PORT_OFFSET, label: str = "test"
+    stack: StackUnderTest,
+    *,
+    port_offset: int = TEST_PORT_OFFSET,
+    label: str = "test",
+    services: Collection[str] | None = None,
+    service_env: Callable[[str], dict[str, str]] = service_test_env,
 ) -> Iterator[Platform]:
-    """Starts all four services, yields them, stops them gracefully."""
+    """Starts the services (all four unless named), yields them, stops them gracefully."""
     config = replace(stack.config, port_offset=port_offset)
     log_dir = REPO_ROOT / ".run" / f"{label}-logs" / stack.run_id
     processes = {
         entry.name: ServiceProcess(
-            entry, config, log_dir=log_dir, extra_env=service_test_env(entry.name)
+            entry, config, log_dir=log_dir, extra_env=service_env(entry.name)
         )
         for entry in CATALOG
+        if services is None or entry.name in services
     }
     try:
         for process in processes.values():
