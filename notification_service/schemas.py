@@ -5,14 +5,12 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from shared.events.vocabulary import ContactChannel
-
 
 class RecipientView(BaseModel):
     """Who is told, masked."""
 
     customer_id: str
-    preferred_channel: ContactChannel
+    preferred_channel: str
     phone: str | None
     email: str | None
 
@@ -22,7 +20,7 @@ class NotificationView(BaseModel):
 
     notification_id: UUID
     kind: str
-    channel: ContactChannel | None
+    channel: str | None
     status: str
     body: str
     respond_by: datetime

@@ -24,7 +24,6 @@ from shared.events import (
     EventEnvelope,
     new_event,
 )
-from shared.events.vocabulary import ContactChannel, known
 from shared.pii import mask_email, mask_phone, unseal
 from shared.time import utcnow
 
@@ -162,8 +161,7 @@ async def get_complaint_notifications(
             NotificationView(
                 notification_id=row.id,
                 kind=row.kind,
-                # The view lists known channels only; one a newer intake sent shows as none.
-                channel=known(ContactChannel, row.channel),
+                channel=row.channel,
                 status=row.status,
                 body=row.body,
                 respond_by=row.respond_by,
@@ -174,18 +172,11 @@ async def get_complaint_notifications(
     )
 
 
-def recipient_channel(preferred: str) -> ContactChannel:
-    """The channel a recipient's view shows for the channel they prefer."""
-    # The view lists known channels only: one a newer intake sent shows as app push, the
-    # storefront's own inbox that every customer has (the stored value stays as sent).
-    return known(ContactChannel, preferred) or ContactChannel.APP_PUSH
-
-
 def _recipient_view(row: Row[Any], settings: Settings) -> RecipientView:
     contact = unseal(row.sealed_contact, settings.pii_key)
     return RecipientView(
         customer_id=row.customer_id,
-        preferred_channel=recipient_channel(row.preferred_channel),
+        preferred_channel=row.preferred_channel,
         phone=mask_phone(contact.get("phone")),
         email=mask_email(contact.get("email")),
     )

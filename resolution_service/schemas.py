@@ -5,8 +5,6 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from shared.events.vocabulary import CaseStatus, Category, Priority
-
 
 class CaseView(BaseModel):
     """Resolution's view of a complaint: its case."""
@@ -15,10 +13,11 @@ class CaseView(BaseModel):
     complaint_id: UUID
     complaint_number: str
     merchant_id: str
-    category: Category
-    priority: Priority
+    # Open values (shared.events.vocabulary lists the known ones): shown as stored.
+    category: str
+    priority: str
     team: str
-    status: CaseStatus
+    status: str
     first_response_due_at: datetime
     opened_at: datetime
     updated_at: datetime

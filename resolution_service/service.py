@@ -10,7 +10,7 @@ from resolution_service.models import outbox
 from resolution_service.schemas import CaseView
 from shared.errors import NotFoundError
 from shared.events import CaseOpened, ComplaintTriaged, EventEnvelope, new_event
-from shared.events.vocabulary import CaseStatus, Category, Priority, known
+from shared.events.vocabulary import CaseStatus, Priority, known
 from shared.time import utcnow
 
 PRODUCER = "resolution_service"
@@ -85,6 +85,4 @@ async def get_case(session: AsyncSession, *, complaint_id: UUID) -> CaseView:
     if row is None:
         raise NotFoundError(f"no case for complaint {complaint_id}")
     values = dict(row._mapping)
-    # The view lists known categories only: one a newer triage sent shows as unclassified.
-    values["category"] = known(Category, values["category"]) or Category.UNCLASSIFIED
     return CaseView(case_id=values.pop("id"), **values)

@@ -5,8 +5,6 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from shared.events.vocabulary import Category, Priority
-
 
 class TriageView(BaseModel):
     """Triage's view of a complaint."""
@@ -14,8 +12,9 @@ class TriageView(BaseModel):
     complaint_id: UUID
     complaint_number: str
     merchant_id: str
-    category: Category
-    priority: Priority
+    # Open values (shared.events.vocabulary lists the known ones): shown as stored.
+    category: str
+    priority: str
     team: str
     provisional: bool
     reason: str

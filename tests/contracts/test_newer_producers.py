@@ -18,7 +18,6 @@ from pydantic import ValidationError
 
 from intake_service.schemas import ComplaintCreate
 from notification_service.handlers import SUBSCRIPTIONS as NOTIFICATION_SUBSCRIPTIONS
-from notification_service.service import recipient_channel
 from resolution_service.handlers import SUBSCRIPTIONS as RESOLUTION_SUBSCRIPTIONS
 from resolution_service.service import case_priority
 from shared.events import (
@@ -176,8 +175,6 @@ class TestConsumersFallBack:
         )
         assert ack.channel == "wechat"
         assert known(ContactChannel, channel) is None
-        assert recipient_channel(channel) is ContactChannel.APP_PUSH
-        assert recipient_channel("sms") is ContactChannel.SMS
 
 
 class TestProducersRefuseReadersTolerate:
