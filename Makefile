@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help prerequisites install infra up down status logs migrate lint format test test-fast bench clean
+.PHONY: help prerequisites install infra up down status logs migrate lint format test test-fast bench bench-tools profile clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,8 +61,14 @@ test: lint  ## lint, then every test tier on the real stack (started if not runn
 test-fast: install  ## unit and contract tests only (no Postgres or Kafka)
 	$(PY) -m pytest tests/unit tests/contracts
 
-bench: install  ## post complaints concurrently; print and save throughput and latencies
-	$(PY) -m tests.bench.bench_flow
+bench-tools: install  ## install (or say how to install) wrk, vegeta and py-spy
+	$(PY) -m tests.bench.tools
+
+bench: install  ## every throughput/latency/growth target, measured; saves bench-results/
+	$(PY) -m tests.bench
+
+profile: install  ## flame graphs under wrk load (PROFILE_SERVICES=intake,...): bench-results/
+	$(PY) -m tests.bench.profile
 
 clean:  ## remove the venv and local state (not the jar cache)
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache
