@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from intake_service import service
 from intake_service.config import get_settings
 from intake_service.models import SCHEMA, outbox, timers
-from intake_service.router import router
+from intake_service.router import replay_idempotent_response, router
 from shared.runtime import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -14,6 +14,7 @@ SPEC = ServiceSpec(
     outbox=outbox,
     timers=timers,
     routers=[router],
+    exception_handlers={service.IdempotencyKeyTakenError: replay_idempotent_response},
     maintenance=[service.purge_expired_idempotency_keys],
     description="Accepts complaints (受理), numbers them and gives the customer a receipt.",
 )

@@ -1,7 +1,6 @@
 """Tables of the intake schema."""
 
 from sqlalchemy import (
-    BigInteger,
     Column,
     DateTime,
     Index,
@@ -46,17 +45,14 @@ complaints = Table(
     Index("ix_complaints_merchant_id_received_at", "merchant_id", "received_at"),
 )
 
-# One row per month: complaint numbers are year+month+sequence (202405-000001).
-complaint_number_counters = Table(
-    "complaint_number_counters",
-    metadata,
-    Column("period", Text, primary_key=True),
-    Column("last_value", BigInteger, nullable=False),
-)
+# Complaint numbers (year+month+sequence, 202405-000001) come from one Postgres sequence per
+# month through intake.next_complaint_number(period): see migration intake_0003.
 
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
+    # Keys are the caller's own: another caller reusing a key neither replays nor learns of it.
+    Column("caller", Text, primary_key=True),
     Column("key", Text, primary_key=True),
     Column("request_fingerprint", Text, nullable=False),
     Column("response_status", Integer, nullable=True),

@@ -3,18 +3,21 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from intake_service import service
 from intake_service.config import get_settings
 from intake_service.schemas import ComplaintCreate, ComplaintReceipt, ComplaintView
-from shared.errors import PROBLEM_JSON
+from shared.errors import PROBLEM_JSON, ProblemError, problem_response
 from shared.observability import bind_complaint, current_correlation_id, new_correlation_id
 from shared.text import SingleLine
 from shared.web import SessionDep
 
 router = APIRouter(prefix="/v1/complaints", tags=["complaints"])
+
+# Idempotency-Keys are scoped per caller; until callers authenticate, all share this one.
+ANONYMOUS_CALLER = "anonymous"
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
     422: {"description": "Invalid request", "content": {PROBLEM_JSON: {}}},
@@ -41,12 +44,38 @@ async def post_complaint(
         session,
         request=body,
         idempotency_key=idempotency_key,
+        caller=ANONYMOUS_CALLER,
         correlation_id=current_correlation_id() or new_correlation_id(),
         settings=get_settings(),
     )
     bind_complaint(submission.body.get("complaint_id"))
-    headers = {"Idempotent-Replayed": "true"} if submission.replayed else {}
-    return JSONResponse(submission.body, status_code=submission.status_code, headers=headers)
+    return JSONResponse(submission.body, status_code=submission.status_code)
+
+
+async def replay_idempotent_response(
+    request: Request, error: service.IdempotencyKeyTakenError
+) -> Response:
+    """Answers a reused Idempotency-Key with the first response, once this request rolled back."""
+    try:
+        async with request.app.state.runtime.sessionmaker() as session, session.begin():
+            submission = await service.replay_submission(
+                session, caller=error.caller, key=error.key, fingerprint=error.fingerprint
+            )
+    except ProblemError as problem:
+        return problem_response(
+            problem.status,
+            problem.title,
+            problem.detail,
+            type_slug=problem.type_slug,
+            instance=request.url.path,
+            **problem.extensions,
+        )
+    bind_complaint(submission.body.get("complaint_id"))
+    return JSONResponse(
+        submission.body,
+        status_code=submission.status_code,
+        headers={"Idempotent-Replayed": "true"},
+    )
 
 
 @router.get("/{complaint_id}", response_model=ComplaintView, responses=PROBLEM_RESPONSES)

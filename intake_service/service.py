@@ -1,21 +1,20 @@
 """Intake rules: numbering, receipts, idempotent submission. Flushes, never commits."""
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy.engine import Row
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake_service import repository
 from intake_service.config import Settings
 from intake_service.models import outbox
 from intake_service.schemas import ComplaintCreate, ComplaintReceipt, ComplaintView, ContactView
-from shared.errors import NotFoundError, UnprocessableError
+from shared.errors import ConflictError, NotFoundError, UnprocessableError
 from shared.events import ComplaintReceived, new_event
 from shared.events.vocabulary import Channel
 from shared.pii import mask_email, mask_name, mask_phone, seal
@@ -34,15 +33,24 @@ class Submission:
     replayed: bool
 
 
-def format_complaint_number(period: str, sequence: int) -> str:
-    """Formats year+month+sequence, e.g. 202405-000001 (more digits once past a million)."""
-    return f"{period}-{sequence:06d}"
-
-
 def request_fingerprint(request: ComplaintCreate) -> str:
     """A stable hash of the request body, to tell a retry from a different request."""
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    canonical = orjson.dumps(request.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+class IdempotencyKeyTakenError(Exception):
+    """The caller's key already has a response: this request's work must be rolled back.
+
+    The edge rolls the transaction back and answers with `replay_submission` (the first
+    response, or 422 when the body differs).
+    """
+
+    def __init__(self, *, caller: str, key: str, fingerprint: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} already used by {caller!r}")
+        self.caller = caller
+        self.key = key
+        self.fingerprint = fingerprint
 
 
 async def submit_complaint(
@@ -50,49 +58,53 @@ async def submit_complaint(
     *,
     request: ComplaintCreate,
     idempotency_key: str | None,
+    caller: str,
     correlation_id: str,
     settings: Settings,
 ) -> Submission:
-    """Accepts a complaint once per idempotency key (Stripe semantics)."""
-    if idempotency_key is None:
-        receipt = await receive_complaint(
-            session, request=request, correlation_id=correlation_id, settings=settings
-        )
-        return Submission(201, receipt.model_dump(mode="json"), replayed=False)
+    """Accepts a complaint once per caller and idempotency key (Stripe semantics).
 
-    fingerprint = request_fingerprint(request)
-    now = utcnow()
-    expires_at = now + timedelta(hours=settings.idempotency_key_ttl_hours)
-    claimed = await repository.claim_idempotency_key(
-        session, key=idempotency_key, fingerprint=fingerprint, expires_at=expires_at
-    )
-    if not claimed:
-        record = await repository.get_idempotency_record(session, key=idempotency_key)
-        if record is not None and record.expires_at < now:
-            await repository.delete_idempotency_key(session, key=idempotency_key)
-            claimed = await repository.claim_idempotency_key(
-                session, key=idempotency_key, fingerprint=fingerprint, expires_at=expires_at
-            )
-        elif record is not None:
-            return _replay(record, fingerprint)
-    if not claimed:
-        raise UnprocessableError("Idempotency-Key is in use by a concurrent request; retry")
+    The key is stored last, with the response, in the same transaction: a request that
+    finds it taken (a retry, or a concurrent twin that committed first) raises
+    IdempotencyKeyTakenError and its own work is rolled back.
+    """
     receipt = await receive_complaint(
         session, request=request, correlation_id=correlation_id, settings=settings
     )
     body = receipt.model_dump(mode="json")
-    await repository.store_idempotent_response(session, key=idempotency_key, status=201, body=body)
+    if idempotency_key is not None:
+        now = utcnow()
+        fingerprint = request_fingerprint(request)
+        stored = await repository.store_idempotent_response(
+            session,
+            caller=caller,
+            key=idempotency_key,
+            fingerprint=fingerprint,
+            status=201,
+            body=body,
+            expires_at=now + timedelta(hours=settings.idempotency_key_ttl_hours),
+            now=now,
+        )
+        if not stored:
+            raise IdempotencyKeyTakenError(
+                caller=caller, key=idempotency_key, fingerprint=fingerprint
+            )
     return Submission(201, body, replayed=False)
 
 
-def _replay(record: Row[Any], fingerprint: str) -> Submission:
+async def replay_submission(
+    session: AsyncSession, *, caller: str, key: str, fingerprint: str
+) -> Submission:
+    """The response first given to a caller's key; 422 if this request's body differs."""
+    record = await repository.get_idempotency_record(session, caller=caller, key=key)
+    if record is None or record.response_status is None:
+        # Purged between the two transactions: the client's retry will be a fresh request.
+        raise ConflictError("Idempotency-Key is being reused concurrently; retry")
     if record.request_fingerprint != fingerprint:
         raise UnprocessableError(
             "Idempotency-Key was already used with a different request body",
-            idempotency_key=record.key,
+            idempotency_key=key,
         )
-    if record.response_status is None:
-        raise UnprocessableError("Idempotency-Key is in use by a concurrent request; retry")
     return Submission(record.response_status, dict(record.response_body), replayed=True)
 
 
@@ -101,21 +113,17 @@ async def receive_complaint(
 ) -> ComplaintReceipt:
     """Numbers and stores a complaint and emits complaint.received in the same transaction."""
     received_at = utcnow()
-    period = received_at.strftime("%Y%m")
-    sequence = await repository.next_complaint_sequence(session, period=period)
     complaint_id = uuid.uuid4()
-    number = format_complaint_number(period, sequence)
     respond_by = received_at + timedelta(
         seconds=settings.response_promise_seconds.get(request.channel, 24 * 3600)
     )
     contact = request.customer.model_dump(
         mode="json", include={"name", "phone", "email", "preferred_channel"}
     )
-    await repository.insert_complaint(
+    number = await repository.insert_complaint(
         session,
         {
             "id": complaint_id,
-            "complaint_number": number,
             "customer_id": request.customer.customer_id,
             "contact": contact,
             "preferred_contact_channel": request.customer.preferred_channel.value,
@@ -133,6 +141,7 @@ async def receive_complaint(
             "respond_by": respond_by,
             "correlation_id": correlation_id,
         },
+        period=received_at.strftime("%Y%m"),
     )
     payload = ComplaintReceived(
         complaint_number=number,

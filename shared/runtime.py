@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +45,7 @@ SUPERVISOR_PID_ENV = "COMPLAINTS_SUPERVISOR_PID"
 
 
 MaintenanceJob = Callable[[AsyncSession, datetime], Awaitable[int]]
+ExceptionHandler = Callable[[Request, Any], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class ServiceSpec:
     # topic -> {event_type: handler}; event types without a handler are ignored
     subscriptions: Mapping[Topic, Mapping[str, Handler]] = field(default_factory=dict)
     routers: Sequence[APIRouter] = ()
+    # Exception class -> handler, for errors whose answer needs more than a problem document.
+    exception_handlers: Mapping[type[Exception], ExceptionHandler] = field(default_factory=dict)
     description: str = ""
     # Extra housekeeping run with the outbox/inbox retention (e.g. expired idempotency keys).
     maintenance: Sequence[MaintenanceJob] = ()
@@ -76,6 +79,7 @@ class ServiceRuntime:
             settings.database_url,
             pool_size=settings.db_pool_size,
             application_name=f"{spec.name}-service",
+            ssl=settings.db_ssl,
         )
         self.sessionmaker = create_sessionmaker(self.engine)
         # aiokafka clients bind to the running loop: they are made in start().
@@ -467,6 +471,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.add_middleware(CorrelationMiddleware, service=spec.name)
     install_problem_handlers(app)
     app.include_router(operations_router())
+    for exception_class, handler in spec.exception_handlers.items():
+        app.add_exception_handler(exception_class, handler)
     for router in spec.routers:
         app.include_router(router)
     return app

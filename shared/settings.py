@@ -17,6 +17,8 @@ class ServiceSettings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     database_url: str
     db_pool_size: int = Field(default=10, ge=1, le=100)
+    # asyncpg's ssl mode; None: off for a loopback server, 'prefer' otherwise.
+    db_ssl: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     # Prepended to every topic name: lets tests (or tenants) run on their own topics.
     topic_prefix: str = ""

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import MetaData
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,16 +28,40 @@ def make_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
-def create_engine(url: str, *, pool_size: int = 10, application_name: str = "") -> AsyncEngine:
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def default_ssl_mode(url: str) -> str:
+    """'disable' for a database on this machine, else 'prefer' (asyncpg's own default).
+
+    TLS to a loopback server only costs CPU on every round trip; across a network it is
+    what keeps customer data private, and production settings can demand 'require'.
+    """
+    host = make_url(url).host or ""
+    return "disable" if host in LOOPBACK_HOSTS or host.startswith("/") else "prefer"
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    application_name: str = "",
+    ssl: str | None = None,
+    pool_timeout_s: float = 10.0,
+) -> AsyncEngine:
     """Creates an asyncpg engine; the role in the URL decides which schema it may touch."""
-    connect_args: dict[str, object] = {}
+    connect_args: dict[str, object] = {"ssl": ssl or default_ssl_mode(url)}
     if application_name:
         connect_args["server_settings"] = {"application_name": application_name}
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_timeout=pool_timeout_s,
+        # No pre-ping (a round trip per checkout): a connection that died with the server
+        # fails its first statement, SQLAlchemy then recycles the whole pool, and callers
+        # treat that failure as an outage (shared.db.errors): HTTP 503, consumers retry.
+        pool_pre_ping=False,
         connect_args=connect_args,
         # Parameters are customer data (names, phones, emails): an error message or a log
         # line must never render them, so a failed statement shows its SQL only.

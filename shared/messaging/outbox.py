@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     func,
     insert,
     select,
@@ -73,6 +74,9 @@ def outbox_table(metadata: MetaData) -> Table:
     return table
 
 
+_INSERTED_COLUMNS = ("event_id", "event_type", "topic", "message_key", "headers", "body")
+
+
 class Outbox:
     """Writes events into one service's outbox inside the caller's transaction."""
 
@@ -80,6 +84,16 @@ class Outbox:
         self.table = table
         self.channel = notify_channel(table)
         self._listeners: list[Callable[[], None]] = []
+        # One statement, one round trip: the row and the NOTIFY that wakes the publishing
+        # relay in any replica (delivered on commit only; Postgres folds repeats within a
+        # transaction). Built once, so SQLAlchemy's compiled cache serves every call.
+        notified = select(func.pg_notify(bindparam("notify_channel"), "")).subquery("notified")
+        self._insert = insert(table).from_select(
+            list(_INSERTED_COLUMNS),
+            select(
+                *(bindparam(name, type_=table.c[name].type) for name in _INSERTED_COLUMNS)
+            ).select_from(notified),
+        )
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Registers a callback run after any transaction that added outbox rows commits."""
@@ -94,18 +108,17 @@ class Outbox:
         """Adds one event; it is published only if the surrounding transaction commits."""
         headers = event_headers(envelope, traceparent=current_traceparent())
         await session.execute(
-            insert(self.table).values(
-                event_id=envelope.event_id,
-                event_type=envelope.event_type,
-                topic=envelope.payload.topic.value,
-                message_key=str(envelope.complaint_id),
-                headers=[[key, value.decode()] for key, value in headers],
-                body=envelope.model_dump_json(),
-            )
+            self._insert,
+            {
+                "notify_channel": self.channel,
+                "event_id": envelope.event_id,
+                "event_type": envelope.event_type,
+                "topic": envelope.payload.topic.value,
+                "message_key": str(envelope.complaint_id),
+                "headers": [[key, value.decode()] for key, value in headers],
+                "body": envelope.model_dump_json(),
+            },
         )
-        # Delivered on commit only (and once per transaction): wakes the publishing relay
-        # even when it runs in another replica.
-        await session.execute(select(func.pg_notify(self.channel, "")))
         for listener in self._listeners:
             call_after_commit(session.sync_session, listener)
 

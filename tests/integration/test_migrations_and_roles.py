@@ -52,7 +52,7 @@ def test_migrations_go_up_down_and_up_again_inside_their_own_schema(scratch: Sta
     assert "public" not in tables, "nothing lands in public"
     for entry in CATALOG:
         assert {"alembic_version", "outbox"} <= tables[entry.schema], entry.schema
-    assert {"complaints", "complaint_number_counters", "idempotency_keys"} <= tables["intake"]
+    assert {"complaints", "idempotency_keys"} <= tables["intake"]
     assert "inbox" in tables["triage"]
 
     migrate_all(scratch.config, downgrade)

@@ -103,7 +103,10 @@ class TestRetention:
                 ):
                     await session.execute(
                         insert(idempotency_keys).values(
-                            key=key, request_fingerprint="f", expires_at=expires
+                            caller="anonymous",
+                            key=key,
+                            request_fingerprint="f",
+                            expires_at=expires,
                         )
                     )
             done = await runtime.run_maintenance(now)

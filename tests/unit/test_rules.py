@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from intake_service.config import Settings as IntakeSettings
 from intake_service.schemas import ComplaintCreate
-from intake_service.service import format_complaint_number, request_fingerprint
+from intake_service.service import request_fingerprint
 from shared.errors import NotFoundError, install_problem_handlers
 from shared.events import ComplaintReceived, Demand
 from shared.events.vocabulary import (
@@ -32,14 +32,6 @@ VALID = {
     "merchant_id": "m-1",
     "description": "kettle arrived cracked",
 }
-
-
-class TestComplaintNumbers:
-    def test_year_month_and_a_six_digit_sequence(self):
-        assert format_complaint_number("202405", 1) == "202405-000001"
-
-    def test_keeps_growing_past_a_million(self):
-        assert format_complaint_number("202405", 1_234_567) == "202405-1234567"
 
 
 class TestIdempotencyFingerprint:
