@@ -1,5 +1,6 @@
 """Decoding raw Kafka messages into typed envelopes, by event type and major version."""
 
+import functools
 from typing import Any
 
 from pydantic import ValidationError
@@ -71,6 +72,32 @@ def decode_payload(envelope: RawEnvelope) -> EventEnvelope[Any]:
 def decode_event(raw: bytes | None) -> EventEnvelope[Any]:
     """Parses and validates a whole event."""
     return decode_payload(parse_envelope(raw))
+
+
+def decode_declared(
+    raw: bytes | None, event_type: str, schema_version: int
+) -> EventEnvelope[Any] | None:
+    """One typed parse of an event whose headers name its type and major version.
+
+    None when the pair is not registered or the body disagrees with the headers: the
+    caller then takes the general path (envelope first, then payload), whose errors say
+    what is wrong.
+    """
+    cls = _BY_TYPE_AND_VERSION.get((event_type, schema_version))
+    if cls is None or raw is None:
+        return None
+    try:
+        event = _typed_envelope(cls).model_validate_json(raw, context=LENIENT_TEXT)
+    except ValidationError:
+        return None
+    if event.event_type != event_type or event.schema_version != schema_version:
+        return None
+    return event
+
+
+@functools.cache
+def _typed_envelope(cls: type[EventPayload]) -> type[EventEnvelope[Any]]:
+    return EventEnvelope[cls]  # type: ignore[valid-type]
 
 
 def _summarise(exc: ValidationError) -> str:

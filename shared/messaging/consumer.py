@@ -17,8 +17,13 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.errors import is_transient_database_error
-from shared.events.envelope import EventEnvelope, RawEnvelope
-from shared.events.registry import UndecodableEventError, decode_payload, parse_envelope
+from shared.events.envelope import EventEnvelope
+from shared.events.registry import (
+    UndecodableEventError,
+    decode_declared,
+    decode_payload,
+    parse_envelope,
+)
 from shared.events.topics import dlq_topic
 from shared.messaging import metrics
 from shared.messaging.headers import (
@@ -45,7 +50,9 @@ class _Decision:
     record: ConsumerRecord[bytes, bytes]
     event: EventEnvelope[Any] | None = None
     handler: Handler | None = None
-    raw: RawEnvelope | None = None
+    # For log lines about the record, once the envelope was read.
+    complaint_id: object | None = None
+    correlation_id: str | None = None
     ignored_type: str | None = None
     error: UndecodableEventError | None = None
 
@@ -321,6 +328,16 @@ class EventConsumer:
         if is_replay_for_other_group(record.headers, self.group_id):
             # A dead letter replayed for another group; this group handled it already.
             return _Decision(record, ignored_type=declared_type or "replay")
+        if declared_type is not None:
+            declared = self._decode_declared(record, declared_type)
+            if declared is not None:
+                return _Decision(
+                    record,
+                    event=declared,
+                    handler=self.handlers[declared_type],
+                    complaint_id=declared.complaint_id,
+                    correlation_id=declared.correlation_id,
+                )
         try:
             raw = parse_envelope(record.value)
         except UndecodableEventError as exc:
@@ -328,19 +345,37 @@ class EventConsumer:
         handler = self.handlers.get(raw.event_type)
         if handler is None:
             return _Decision(record, ignored_type=raw.event_type)
+        complaint_id, correlation_id = raw.complaint_id, raw.correlation_id
         try:
             event = decode_payload(raw)
         except UndecodableEventError as exc:
-            return _Decision(record, error=exc, raw=raw)
-        return _Decision(record, event=event, handler=handler, raw=raw)
+            return _Decision(
+                record, error=exc, complaint_id=complaint_id, correlation_id=correlation_id
+            )
+        return _Decision(
+            record,
+            event=event,
+            handler=handler,
+            complaint_id=complaint_id,
+            correlation_id=correlation_id,
+        )
+
+    @staticmethod
+    def _decode_declared(
+        record: ConsumerRecord[bytes, bytes], declared_type: str
+    ) -> EventEnvelope[Any] | None:
+        # The common case, parsed once: headers name the type and version of the body.
+        version = header_value(record.headers, "schema_version")
+        if version is None or not version.isdigit():
+            return None
+        return decode_declared(record.value, declared_type, int(version))
 
     def _event_log_context(self, decision: "_Decision") -> AbstractContextManager[None]:
-        raw = decision.raw
-        if raw is None:
+        if decision.complaint_id is None:
             return contextlib.nullcontext()
         return log_context(
-            complaint_id=raw.complaint_id,
-            correlation_id=raw.correlation_id,
+            complaint_id=decision.complaint_id,
+            correlation_id=decision.correlation_id,
             traceparent=header_value(decision.record.headers, "traceparent"),
         )
 

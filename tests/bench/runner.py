@@ -20,6 +20,7 @@ phase gave no figure). Knobs: tests/bench/settings.py and the README's Benchmark
 import asyncio
 import contextlib
 import dataclasses
+import json
 import tempfile
 import time
 import traceback
@@ -67,9 +68,17 @@ def bench_service_env(group_suffix: str) -> Callable[[str], dict[str, str]]:
 def log_errors(platform: Platform) -> dict[str, int]:
     """Error lines each service logged during the phase."""
     return {
-        name: sum(1 for line in platform.logs(name).splitlines() if '"level": "error"' in line)
+        name: sum(map(_is_error_line, platform.logs(name).splitlines()))
         for name in platform.processes
     }
+
+
+def _is_error_line(line: str) -> bool:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(entry, dict) and entry.get("level") in ("error", "critical")
 
 
 # --- phase: intake alone vs raw ------------------------------------------------------
