@@ -107,7 +107,9 @@ class Outbox:
     async def add(self, session: AsyncSession, envelope: EventEnvelope[Any]) -> None:
         """Adds one event; it is published only if the surrounding transaction commits."""
         headers = event_headers(envelope, traceparent=current_traceparent())
-        await session.execute(
+        # On the session's connection: the ORM execution layer adds only cost to Core.
+        connection = await session.connection()
+        await connection.execute(
             self._insert,
             {
                 "notify_channel": self.channel,
