@@ -12,6 +12,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from shared.auth.tables import access_tables
 from shared.db import make_metadata
 from shared.messaging import Outbox, outbox_table
 from shared.timers import timers_table
@@ -41,6 +42,8 @@ complaints = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("respond_by", DateTime(timezone=True), nullable=False),
     Column("correlation_id", Text, nullable=False),
+    # The storefront whose API key posted it: its reads are scoped to this (null before 0004).
+    Column("storefront_id", Text, nullable=True),
     Index("ix_complaints_customer_id_received_at", "customer_id", "received_at"),
     Index("ix_complaints_merchant_id_received_at", "merchant_id", "received_at"),
 )
@@ -64,3 +67,5 @@ idempotency_keys = Table(
 
 outbox = Outbox(outbox_table(metadata))
 timers = timers_table(metadata)
+# Principals (API keys, people) this service accepts: written by `python -m services access`.
+api_keys, users = access_tables(metadata)

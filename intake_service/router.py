@@ -3,38 +3,37 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from intake_service import service
 from intake_service.config import get_settings
 from intake_service.schemas import ComplaintCreate, ComplaintReceipt, ComplaintView
-from shared.errors import PROBLEM_JSON, ProblemError, problem_response
+from shared.auth import Principal, Role, allow
+from shared.errors import ProblemError, problem_response, problem_responses
 from shared.observability import bind_complaint, current_correlation_id, new_correlation_id
 from shared.text import SingleLine
 from shared.web import SessionDep
 
 router = APIRouter(prefix="/v1/complaints", tags=["complaints"])
 
-# Idempotency-Keys are scoped per caller; until callers authenticate, all share this one.
-ANONYMOUS_CALLER = "anonymous"
-
-PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
-    422: {"description": "Invalid request", "content": {PROBLEM_JSON: {}}},
-    404: {"description": "Not found", "content": {PROBLEM_JSON: {}}},
-}
+# Storefronts post for their signed-in customers; the complaint is scoped to the storefront.
+Writer = Annotated[Principal, Depends(allow(Role.STOREFRONT))]
+# Intake knows no team before triage: agents and supervisors read triage and resolution.
+Reader = Annotated[Principal, Depends(allow(Role.STOREFRONT, Role.MERCHANT, Role.ADMIN))]
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ComplaintReceipt,
-    responses=PROBLEM_RESPONSES,
+    responses=problem_responses(409, 422),
     summary="Accept a complaint and return its receipt",
 )
 async def post_complaint(
     body: ComplaintCreate,
     session: SessionDep,
+    caller: Writer,
     idempotency_key: Annotated[
         SingleLine | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
     ] = None,
@@ -44,7 +43,8 @@ async def post_complaint(
         session,
         request=body,
         idempotency_key=idempotency_key,
-        caller=ANONYMOUS_CALLER,
+        caller=caller.id,
+        storefront_id=caller.storefront_id,
         correlation_id=current_correlation_id() or new_correlation_id(),
         settings=get_settings(),
     )
@@ -78,7 +78,7 @@ async def replay_idempotent_response(
     )
 
 
-@router.get("/{complaint_id}", response_model=ComplaintView, responses=PROBLEM_RESPONSES)
-async def get_complaint(complaint_id: UUID, session: SessionDep) -> ComplaintView:
-    """Shows intake's view of a complaint."""
-    return await service.get_complaint(session, complaint_id=complaint_id)
+@router.get("/{complaint_id}", response_model=ComplaintView, responses=problem_responses(404))
+async def get_complaint(complaint_id: UUID, session: SessionDep, caller: Reader) -> ComplaintView:
+    """Shows intake's view of a complaint (not found, or outside your scope: 404)."""
+    return await service.get_complaint(session, complaint_id=complaint_id, principal=caller)

@@ -14,6 +14,7 @@ from intake_service import repository
 from intake_service.config import Settings
 from intake_service.models import outbox
 from intake_service.schemas import ComplaintCreate, ComplaintReceipt, ComplaintView, ContactView
+from shared.auth import Principal, ensure_visible
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
 from shared.events import ComplaintReceived, new_event
 from shared.events.vocabulary import Channel
@@ -59,6 +60,7 @@ async def submit_complaint(
     request: ComplaintCreate,
     idempotency_key: str | None,
     caller: str,
+    storefront_id: str | None,
     correlation_id: str,
     settings: Settings,
 ) -> Submission:
@@ -69,7 +71,11 @@ async def submit_complaint(
     IdempotencyKeyTakenError and its own work is rolled back.
     """
     receipt = await receive_complaint(
-        session, request=request, correlation_id=correlation_id, settings=settings
+        session,
+        request=request,
+        storefront_id=storefront_id,
+        correlation_id=correlation_id,
+        settings=settings,
     )
     body = receipt.model_dump(mode="json")
     if idempotency_key is not None:
@@ -109,7 +115,12 @@ async def replay_submission(
 
 
 async def receive_complaint(
-    session: AsyncSession, *, request: ComplaintCreate, correlation_id: str, settings: Settings
+    session: AsyncSession,
+    *,
+    request: ComplaintCreate,
+    storefront_id: str | None,
+    correlation_id: str,
+    settings: Settings,
 ) -> ComplaintReceipt:
     """Numbers and stores a complaint and emits complaint.received in the same transaction."""
     received_at = utcnow()
@@ -140,6 +151,7 @@ async def receive_complaint(
             "received_at": received_at,
             "respond_by": respond_by,
             "correlation_id": correlation_id,
+            "storefront_id": storefront_id,
         },
         period=received_at.strftime("%Y%m"),
     )
@@ -158,6 +170,7 @@ async def receive_complaint(
         product=request.product,
         delivered_at=request.delivered_at,
         received_at=received_at,
+        storefront_id=storefront_id,
     )
     await outbox.add(
         session,
@@ -179,11 +192,21 @@ async def purge_expired_idempotency_keys(session: AsyncSession, now: datetime) -
     return await repository.purge_expired_idempotency_keys(session, now=now)
 
 
-async def get_complaint(session: AsyncSession, *, complaint_id: UUID) -> ComplaintView:
-    """Gets intake's view of a complaint, contact data masked."""
+async def get_complaint(
+    session: AsyncSession, *, complaint_id: UUID, principal: Principal
+) -> ComplaintView:
+    """Gets intake's view of a complaint, contact data masked, if the caller's scope covers it."""
     row = await repository.get_complaint(session, complaint_id=complaint_id)
+    missing = f"complaint {complaint_id} not found"
     if row is None:
-        raise NotFoundError(f"complaint {complaint_id} not found")
+        raise NotFoundError(missing)
+    ensure_visible(
+        principal,
+        missing,
+        merchant_id=row.merchant_id,
+        storefront_id=row.storefront_id,
+        customer_id=row.customer_id,
+    )
     contact = row.contact
     return ComplaintView(
         complaint_id=row.id,

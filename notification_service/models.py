@@ -2,6 +2,7 @@
 
 from sqlalchemy import Column, DateTime, Index, Table, Text, UniqueConstraint, Uuid
 
+from shared.auth.tables import access_tables
 from shared.db import make_metadata
 from shared.messaging import Outbox, inbox_table, outbox_table
 from shared.timers import timers_table
@@ -19,6 +20,9 @@ recipients = Table(
     Column("sealed_contact", Text, nullable=False),
     Column("preferred_channel", Text, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # Who may read it: the storefront that posted the complaint; the merchant it concerns.
+    Column("storefront_id", Text, nullable=True),
+    Column("merchant_id", Text, nullable=True),
 )
 
 notifications = Table(
@@ -42,3 +46,5 @@ notifications = Table(
 outbox = Outbox(outbox_table(metadata))
 inbox = inbox_table(metadata)
 timers = timers_table(metadata)
+# Principals (API keys, people) this service accepts: written by `python -m services access`.
+api_keys, users = access_tables(metadata)

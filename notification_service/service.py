@@ -16,6 +16,7 @@ from notification_service.schemas import (
     NotificationView,
     RecipientView,
 )
+from shared.auth import Principal, ensure_visible
 from shared.errors import NotFoundError
 from shared.events import (
     AcknowledgementRecorded,
@@ -60,6 +61,8 @@ async def register_recipient(
             # As intake sent it, even a channel this service does not know yet.
             "preferred_channel": complaint.preferred_contact_channel,
             "received_at": complaint.received_at,
+            "storefront_id": complaint.storefront_id,
+            "merchant_id": complaint.merchant_id,
         },
     )
     waiting = await repository.list_notifications(
@@ -145,13 +148,25 @@ async def _emit_acknowledgement(
 
 
 async def get_complaint_notifications(
-    session: AsyncSession, *, complaint_id: UUID, settings: Settings
+    session: AsyncSession, *, complaint_id: UUID, settings: Settings, principal: Principal
 ) -> ComplaintNotificationsView:
-    """Gets what the customer was (or will be) told about a complaint."""
+    """Gets what the customer was (or will be) told, if the caller's scope covers it.
+
+    Scope comes from the recipient row (the storefront that posted the complaint): until
+    the complaint itself has arrived here, only admins see its notifications.
+    """
     recipient = await repository.get_recipient(session, complaint_id=complaint_id)
+    missing = f"no notifications for complaint {complaint_id}"
+    ensure_visible(
+        principal,
+        missing,
+        storefront_id=recipient.storefront_id if recipient else None,
+        merchant_id=recipient.merchant_id if recipient else None,
+        customer_id=recipient.customer_id if recipient else None,
+    )
     rows = await repository.list_notifications(session, complaint_id=complaint_id)
     if recipient is None and not rows:
-        raise NotFoundError(f"no notifications for complaint {complaint_id}")
+        raise NotFoundError(missing)
     number = recipient.complaint_number if recipient else rows[0].complaint_number
     return ComplaintNotificationsView(
         complaint_id=complaint_id,

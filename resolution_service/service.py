@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from resolution_service import repository
 from resolution_service.models import outbox
 from resolution_service.schemas import CaseView
+from shared.auth import Principal, ensure_visible
 from shared.errors import NotFoundError
 from shared.events import CaseOpened, ComplaintTriaged, EventEnvelope, new_event
 from shared.events.vocabulary import CaseStatus, Priority, known
@@ -79,10 +80,12 @@ async def open_case(session: AsyncSession, event: EventEnvelope[ComplaintTriaged
     return True
 
 
-async def get_case(session: AsyncSession, *, complaint_id: UUID) -> CaseView:
-    """Gets the case of a complaint."""
+async def get_case(session: AsyncSession, *, complaint_id: UUID, principal: Principal) -> CaseView:
+    """Gets the case of a complaint, if the caller's scope covers it."""
     row = await repository.get_case_by_complaint(session, complaint_id=complaint_id)
+    missing = f"no case for complaint {complaint_id}"
     if row is None:
-        raise NotFoundError(f"no case for complaint {complaint_id}")
+        raise NotFoundError(missing)
+    ensure_visible(principal, missing, merchant_id=row.merchant_id, team=row.team)
     values = dict(row._mapping)
     return CaseView(case_id=values.pop("id"), **values)

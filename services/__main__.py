@@ -5,8 +5,10 @@ import asyncio
 import sys
 from pathlib import Path
 
+from services import access
 from services.catalog import CATALOG, select_services
 from services.environment import StackConfig
+from services.kafka_acls import kafka_acls_commands
 from services.launcher import ServiceProcess, run_foreground
 from services.provision import provision
 from shared.db.migrations import upgrade
@@ -106,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="replay only dead letters of this consumer group (progress kept apart per group)",
     )
+    access.add_parser(sub)
+    acls = sub.add_parser("kafka-acls", help="print kafka-acls.sh commands (one principal each)")
+    acls.add_argument("--bootstrap-server", default="kafka-bootstrap:9093")
+    acls.add_argument("--command-config", default="/etc/kafka/admin.properties")
     args = parser.parse_args(argv)
     config = StackConfig.from_env()
 
@@ -128,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
             for entry in select_services(args.names)
         ]
         return run_foreground(processes)
+    elif args.command == "access":
+        return access.run(args, config)
+    elif args.command == "kafka-acls":
+        for line in kafka_acls_commands(
+            args.bootstrap_server, args.command_config, config.topic_prefix
+        ):
+            print(line)
     elif args.command == "replay-dlq":
         result = asyncio.run(
             replay_dead_letters(

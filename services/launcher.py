@@ -28,6 +28,22 @@ def _port_free(port: int) -> bool:
     return True
 
 
+# Connection hygiene (same flags in deploy/): idle keep-alive connections close after 5 s, at
+# most 1000 connections and requests at once per process (then 503), request heads over 64 KiB
+# are refused, and a connection must finish its request headers within
+# COMPLAINTS_HTTP_HEADER_TIMEOUT_S (shared.http_server, default 10 s).
+UVICORN_LIMITS = (
+    "--http",
+    "shared.http_server:HeaderTimeoutProtocol",
+    "--timeout-keep-alive",
+    "5",
+    "--limit-concurrency",
+    "1000",
+    "--h11-max-incomplete-event-size",
+    "65536",
+)
+
+
 class ServiceProcess:
     """One service under uvicorn in its own process, its output teed to a log file."""
 
@@ -79,6 +95,7 @@ class ServiceProcess:
             "--no-access-log",
             "--timeout-graceful-shutdown",
             "20",
+            *UVICORN_LIMITS,
         ]
         self.process = subprocess.Popen(
             command,

@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.db.errors import is_transient_database_error
@@ -22,10 +23,29 @@ class ProblemError(Exception):
     title: str = "Bad request"
     type_slug: str = "bad-request"
 
-    def __init__(self, detail: str, **extensions: Any) -> None:
+    def __init__(
+        self, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
+        self.headers = headers or {}
+
+
+class UnauthorizedError(ProblemError):
+    """No credentials, or credentials this platform does not accept."""
+
+    status = 401
+    title = "Unauthorized"
+    type_slug = "unauthorized"
+
+
+class ForbiddenError(ProblemError):
+    """The caller's role may not use this operation at all (never used for one resource)."""
+
+    status = 403
+    title = "Forbidden"
+    type_slug = "forbidden"
 
 
 class NotFoundError(ProblemError):
@@ -52,12 +72,54 @@ class UnprocessableError(ProblemError):
     type_slug = "unprocessable"
 
 
+class TooManyRequestsError(ProblemError):
+    """The caller used up its rate limit; `Retry-After` says when to come back."""
+
+    status = 429
+    title = "Too many requests"
+    type_slug = "rate-limited"
+
+
 class ServiceUnavailableError(ProblemError):
     """A dependency (database, broker) is not reachable."""
 
     status = 503
     title = "Service unavailable"
     type_slug = "unavailable"
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (extension members vary by problem)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+
+
+PROBLEM_DESCRIPTIONS = {
+    401: "No credentials, or credentials that are not accepted",
+    403: "The caller's role may not use this operation",
+    404: "Not found, or outside the caller's scope",
+    409: "Conflicts with the current state",
+    413: "Request body too large",
+    422: "Invalid request",
+    429: "Rate limit reached; see Retry-After",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` documenting application/problem+json for the given statuses."""
+    return {
+        status: {
+            "description": PROBLEM_DESCRIPTIONS.get(status, "Problem"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
 
 
 def problem_response(
@@ -107,7 +169,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(
+        response = problem_response(
             exc.status,
             exc.title,
             exc.detail,
@@ -115,6 +177,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             **exc.extensions,
         )
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -164,6 +228,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def _title(status: int) -> str:
-    return {404: "Not found", 405: "Method not allowed", 415: "Unsupported media type"}.get(
-        status, "Request error"
-    )
+    return {
+        404: "Not found",
+        405: "Method not allowed",
+        413: "Content too large",
+        415: "Unsupported media type",
+    }.get(status, "Request error")

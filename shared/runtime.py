@@ -17,6 +17,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.auth.app import app_options, install_access, operations_guard
+from shared.auth.settings import get_auth_settings
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import install_problem_handlers
 from shared.events.topics import Topic, qualified_topic
@@ -123,6 +125,7 @@ class ServiceRuntime:
                 settings.kafka_bootstrap_servers,
                 client_id=f"{spec.name}-service",
                 request_timeout_ms=settings.kafka_request_timeout_ms,
+                security=settings.kafka_client_options(),
             ),
             name=spec.name,
         )
@@ -185,6 +188,7 @@ class ServiceRuntime:
                         session_timeout_ms=self.settings.kafka_session_timeout_ms,
                         rebalance_timeout_ms=self.settings.kafka_rebalance_timeout_ms,
                         max_poll_records=self.settings.consumer_max_records_per_poll,
+                        security=self.settings.kafka_client_options(),
                     ),
                     topics=topics,
                     handlers=handlers,
@@ -461,16 +465,27 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 logging.shutdown()
                 os._exit(EXIT_CODE_TASK_FAILED)
 
+    auth = get_auth_settings()
+    auth.check_for(settings.environment)
+    protect_operations = auth.operations_protected(settings.environment)
     app = FastAPI(
         title=f"{spec.name} service",
         description=spec.description,
         version="0.1.0",
         lifespan=lifespan,
+        **app_options(protect_operations),
     )
     app.state.runtime = runtime
+    install_access(
+        app,
+        schema=spec.schema,
+        sessionmaker=runtime.sessionmaker,
+        settings=auth,
+        protect_operations=protect_operations,
+    )
     app.add_middleware(CorrelationMiddleware, service=spec.name)
     install_problem_handlers(app)
-    app.include_router(operations_router())
+    app.include_router(operations_router(metrics_guard=operations_guard(protect_operations)))
     for exception_class, handler in spec.exception_handlers.items():
         app.add_exception_handler(exception_class, handler)
     for router in spec.routers:

@@ -1,6 +1,7 @@
 """Settings every service shares; each service subclasses with its own env prefix."""
 
-from typing import Literal
+import ssl
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,13 @@ class ServiceSettings(BaseSettings):
     # asyncpg's ssl mode; None: off for a loopback server, 'prefer' otherwise.
     db_ssl: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    # Broker authentication: plaintext on loopback locally; SASL/SCRAM over TLS in production,
+    # one principal per service whose ACLs allow only its own topics (deploy/k8s/kafka-acls.sh).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
     # Prepended to every topic name: lets tests (or tenants) run on their own topics.
     topic_prefix: str = ""
     consumer_group: str | None = None
@@ -49,9 +57,24 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    def kafka_client_options(self) -> dict[str, Any]:
+        """aiokafka keyword arguments for the broker's security settings."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = self.kafka_sasl_password
+        return options
+
     @model_validator(mode="after")
     def _refuse_local_secrets_in_production(self) -> "ServiceSettings":
         if self.environment == "production":
+            if self.kafka_security_protocol != "SASL_SSL":
+                raise ValueError(
+                    "production talks to Kafka over SASL_SSL with the service's own principal"
+                )
             for marker in LOCAL_SECRET_MARKERS:
                 if marker in self.database_url:
                     raise ValueError(

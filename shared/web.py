@@ -4,7 +4,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -92,8 +92,11 @@ def _valid_correlation_id(value: str) -> bool:
     return bool(value) and re.fullmatch(CORRELATION_ID_PATTERN, value) is not None
 
 
-def operations_router() -> APIRouter:
-    """/healthz (alive), /readyz (database and Kafka reachable), /metrics (Prometheus)."""
+def operations_router(metrics_guard: Sequence[Any] = ()) -> APIRouter:
+    """/healthz (alive), /readyz (database and Kafka reachable), /metrics (Prometheus).
+
+    `metrics_guard`: dependencies of /metrics (an admin check when operations are protected).
+    """
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz")
@@ -121,7 +124,7 @@ def operations_router() -> APIRouter:
             )
         return {"status": "ready", "checks": checks}
 
-    @router.get("/metrics")
+    @router.get("/metrics", dependencies=list(metrics_guard))
     async def metrics(request: Request) -> Response:
         await request.app.state.runtime.refresh_gauges()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -6,6 +6,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.support.auth import admin_headers
 from tests.support.platform import Platform, running_platform
 from tests.support.stack import StackUnderTest, stack_under_test
 
@@ -36,6 +37,6 @@ async def admin_db(stack: StackUnderTest) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for talking to the services."""
-    async with httpx.AsyncClient(timeout=10) as client:
+    """An HTTP client for talking to the services, signed in as an admin (sees everything)."""
+    async with httpx.AsyncClient(timeout=10, headers=admin_headers()) as client:
         yield client

@@ -2,6 +2,7 @@
 
 from sqlalchemy import Boolean, Column, DateTime, Index, Table, Text, Uuid
 
+from shared.auth.tables import access_tables
 from shared.db import make_metadata
 from shared.messaging import Outbox, inbox_table, outbox_table
 from shared.timers import timers_table
@@ -31,3 +32,5 @@ triages = Table(
 outbox = Outbox(outbox_table(metadata))
 inbox = inbox_table(metadata)
 timers = timers_table(metadata)
+# Principals (API keys, people) this service accepts: written by `python -m services access`.
+api_keys, users = access_tables(metadata)

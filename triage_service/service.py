@@ -7,6 +7,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.auth import Principal, ensure_visible
 from shared.errors import NotFoundError
 from shared.events import ComplaintReceived, ComplaintTriaged, EventEnvelope, new_event
 from shared.events.vocabulary import Category, ComplaintTarget, Priority, known
@@ -137,10 +138,14 @@ async def triage_complaint(
     return True
 
 
-async def get_triage(session: AsyncSession, *, complaint_id: UUID) -> TriageView:
-    """Gets triage's view of a complaint."""
+async def get_triage(
+    session: AsyncSession, *, complaint_id: UUID, principal: Principal
+) -> TriageView:
+    """Gets triage's view of a complaint, if the caller's scope covers it."""
     row = await repository.get_triage(session, complaint_id=complaint_id)
+    missing = f"no triage for complaint {complaint_id}"
     if row is None:
-        raise NotFoundError(f"no triage for complaint {complaint_id}")
+        raise NotFoundError(missing)
+    ensure_visible(principal, missing, merchant_id=row.merchant_id, team=row.team)
     values: dict[str, Any] = dict(row._mapping)
     return TriageView(**values)

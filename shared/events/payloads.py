@@ -71,6 +71,8 @@ class ComplaintReceived(EventPayload):
     product: ProductRef | None = None
     delivered_at: AwareDatetime | None = None
     received_at: AwareDatetime
+    # The storefront that posted it (its API key's storefront); absent from older producers.
+    storefront_id: str | None = None
 
 
 # --- triage.complaint.v1 -------------------------------------------------------------

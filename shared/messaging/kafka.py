@@ -2,7 +2,8 @@
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
@@ -15,10 +16,18 @@ logger = logging.getLogger(__name__)
 
 
 def create_producer(
-    bootstrap_servers: str, *, client_id: str, request_timeout_ms: int = 30_000
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    request_timeout_ms: int = 30_000,
+    security: Mapping[str, Any] | None = None,
 ) -> AIOKafkaProducer:
-    """An idempotent producer: acks from all replicas, no duplicates or reordering on retry."""
+    """An idempotent producer: acks from all replicas, no duplicates or reordering on retry.
+
+    `security`: ServiceSettings.kafka_client_options() (SASL/TLS), nothing on loopback.
+    """
     return AIOKafkaProducer(
+        **dict(security or {}),
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         acks="all",
@@ -37,6 +46,7 @@ def create_consumer(
     rebalance_timeout_ms: int = 60_000,
     max_poll_interval_ms: int = 300_000,
     max_poll_records: int = 100,
+    security: Mapping[str, Any] | None = None,
 ) -> AIOKafkaConsumer:
     """A group consumer that never auto-commits and starts new groups at the beginning.
 
@@ -44,6 +54,7 @@ def create_consumer(
     a member still finishing its record when partitions move would be evicted.
     """
     return AIOKafkaConsumer(
+        **dict(security or {}),
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,
         client_id=client_id,

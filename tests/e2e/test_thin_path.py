@@ -10,6 +10,7 @@ import pytest
 
 from shared.events import Topic, dlq_topic
 from shared.messaging import create_producer
+from tests.support.auth import STOREFRONT
 from tests.support.complaints import complaint_body, post_complaint
 from tests.support.kafka import read_all
 from tests.support.platform import Platform
@@ -115,7 +116,7 @@ class TestBadInput:
         response = await http.post(
             f"{platform.url('intake')}/v1/complaints",
             content=content,
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", **STOREFRONT.headers()},
         )
         assert response.status_code == 422
         assert response.headers["content-type"] == "application/problem+json"

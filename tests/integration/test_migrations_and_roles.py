@@ -51,7 +51,9 @@ def test_migrations_go_up_down_and_up_again_inside_their_own_schema(scratch: Sta
     tables = asyncio.run(tables_by_schema(scratch.admin_dsn()))
     assert "public" not in tables, "nothing lands in public"
     for entry in CATALOG:
-        assert {"alembic_version", "outbox"} <= tables[entry.schema], entry.schema
+        assert {"alembic_version", "outbox", "api_keys", "users"} <= tables[entry.schema], (
+            entry.schema
+        )
     assert {"complaints", "idempotency_keys"} <= tables["intake"]
     assert "inbox" in tables["triage"]
 
@@ -81,5 +83,25 @@ async def test_a_service_role_cannot_touch_another_schema(stack: StackUnderTest)
             await conn.execute("CREATE TABLE public.sneaky (id int)")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("CREATE TABLE resolution.sneaky (id int)")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("service", [entry.name for entry in CATALOG])
+async def test_no_service_role_can_read_or_write_another_schemas_credentials(
+    stack: StackUnderTest, service: str
+):
+    entry = BY_NAME[service]
+    url = stack.config.service_database_url(entry).replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval(f"SELECT count(*) FROM {service}.api_keys") >= 0
+        for other in CATALOG:
+            if other.name == service:
+                continue
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.fetch(f"SELECT * FROM {other.schema}.api_keys LIMIT 1")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(f"UPDATE {other.schema}.users SET disabled = false")
     finally:
         await conn.close()

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.auth import STOREFRONT
+
 # Personal values submitted by this test session, whatever test submitted them.
 SUBMITTED_PII: set[str] = set()
 
@@ -60,8 +62,10 @@ def complaint_body(n: int = 0, **overrides: Any) -> dict[str, Any]:
 async def post_complaint(
     client: httpx.AsyncClient, intake_url: str, body: dict[str, Any], **headers: str
 ) -> httpx.Response:
-    """POSTs a complaint with a fresh correlation id unless one is given."""
+    """POSTs a complaint as the test storefront, with a fresh correlation id unless one is given."""
     headers.setdefault("X-Correlation-ID", f"test-{uuid.uuid4().hex[:12]}")
+    for name, value in STOREFRONT.headers().items():
+        headers.setdefault(name, value)
     customer = body.get("customer")
     if isinstance(customer, dict):
         register_pii(*(str(customer.get(key) or "") for key in ("name", "phone", "email")))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from services.catalog import BY_NAME, CATALOG
 from services.launcher import ServiceProcess
+from tests.support.auth import auth_test_env
 from tests.support.stack import REPO_ROOT, StackUnderTest
 
 TEST_PORT_OFFSET = 10_000  # 18001-18004: beside a `make up` on 8001-8004
@@ -41,6 +42,7 @@ def service_test_env(name: str) -> dict[str, str]:
     """Settings that make failure tests quicker without changing behaviour."""
     prefix = BY_NAME[name].env_prefix
     return {
+        **auth_test_env(),
         f"{prefix}ENVIRONMENT": "test",
         # A killed member's partitions move after the session timeout: keep it short.
         f"{prefix}KAFKA_SESSION_TIMEOUT_MS": "6000",

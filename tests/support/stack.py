@@ -18,6 +18,7 @@ from services.provision import drop_database, provision
 from shared.db.migrations import upgrade
 from shared.events.topics import all_topic_names
 from shared.messaging.kafka import delete_topics, ensure_topics
+from tests.support.auth import seed_test_principals
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL = REPO_ROOT / "deploy" / "local"
@@ -85,6 +86,7 @@ def create_test_stack(base: StackConfig) -> StackUnderTest:
     asyncio.run(provision(config))
     for entry in CATALOG:
         upgrade(entry.package, config.service_database_url(entry))
+    asyncio.run(seed_test_principals(config.admin_dsn(database)))
     asyncio.run(
         ensure_topics(
             config.kafka_bootstrap,

@@ -153,13 +153,35 @@ class TestContactSealing:
 class TestSettingsGuards:
     def test_production_refuses_local_database_passwords(self):
         with pytest.raises(ValidationError, match="local development password"):
-            IntakeSettings(environment="production", pii_key="B" * 43 + "=")
+            IntakeSettings(
+                environment="production", pii_key="B" * 43 + "=", kafka_security_protocol="SASL_SSL"
+            )
 
     def test_production_refuses_the_dev_pii_key(self):
         with pytest.raises(ValidationError, match="PII_KEY"):
             IntakeSettings(
-                environment="production", database_url="postgresql+asyncpg://u:secret@db/x"
+                environment="production",
+                database_url="postgresql+asyncpg://u:secret@db/x",
+                kafka_security_protocol="SASL_SSL",
             )
+
+    def test_production_refuses_plaintext_kafka(self):
+        with pytest.raises(ValidationError, match="SASL_SSL"):
+            IntakeSettings(
+                environment="production",
+                database_url="postgresql+asyncpg://u:secret@db/x",
+                pii_key="B" * 43 + "=",
+            )
+
+    def test_sasl_settings_become_aiokafka_options(self):
+        options = IntakeSettings(
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_username="intake",
+            kafka_sasl_password="pw",
+        ).kafka_client_options()
+        assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+        assert (options["sasl_plain_username"], options["sasl_plain_password"]) == ("intake", "pw")
+        assert IntakeSettings().kafka_client_options() == {"security_protocol": "PLAINTEXT"}
 
     def test_env_prefix_is_per_service(self, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("INTAKE_TOPIC_PREFIX", "tenant-a.")

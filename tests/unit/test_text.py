@@ -9,8 +9,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ValidationError
 
+from intake_service.router import Writer
 from intake_service.router import router as intake_router
 from intake_service.schemas import ComplaintCreate
+from shared.auth import Principal, Role
 from shared.errors import PROBLEM_JSON, install_problem_handlers
 from shared.text import LENIENT_TEXT, FreeText, SingleLine, first_forbidden_character
 from shared.web import SessionDep
@@ -142,6 +144,9 @@ class TestOverHttp:
             yield None  # invalid requests never reach the service
 
         app.dependency_overrides[SessionDep.__metadata__[0].dependency] = no_session
+        app.dependency_overrides[Writer.__metadata__[0].dependency] = lambda: Principal(
+            role=Role.STOREFRONT, subject="sf-test", storefront_id="sf-test"
+        )
         with TestClient(app) as client:
             yield client
 
