@@ -40,6 +40,7 @@ from tests.bench.settings import BENCH_PORT_OFFSET, RAW_PORT, BenchSettings
 from tests.bench.tools import ToolMissingError, Tools, ensure_load_tools
 from tests.bench.vegeta import Attack, attack_size, run_attack
 from tests.bench.wrk import WrkResult, run_wrk
+from tests.support.auth import auth_test_env
 from tests.support.platform import Platform, running_platform
 from tests.support.stack import REPO_ROOT, StackUnderTest, stack_under_test
 
@@ -58,6 +59,8 @@ def bench_service_env(group_suffix: str) -> Callable[[str], dict[str, str]]:
     def env(name: str) -> dict[str, str]:
         prefix = BY_NAME[name].env_prefix
         return {
+            # The bench's storefront posts far beyond a production storefront's rate limit.
+            **auth_test_env(),
             f"{prefix}ENVIRONMENT": "test",
             f"{prefix}CONSUMER_GROUP": f"{name}-service{group_suffix}",
         }

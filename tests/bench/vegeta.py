@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.bodies import COMPLAINTS_PATH, complaint_json, correlation_id, idempotency_key
+from tests.support.auth import STOREFRONT
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Attack:
         """The headers of request n."""
         return {
             "Content-Type": "application/json",
+            "X-API-Key": STOREFRONT.secret,
             "Idempotency-Key": idempotency_key(f"{self.phase}-{self.token}", n),
             "X-Correlation-ID": correlation_id(self.phase, self.token, n),
         }

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.bodies import BODY_TEMPLATE
+from tests.support.auth import STOREFRONT
 
 SCRIPT = Path(__file__).with_name("wrk_complaint.lua")
 SUMMARY_MARK = "BENCH_WRK "
@@ -70,7 +71,9 @@ def run_wrk(
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         template = Path(tmp) / "complaint.json"
         template.write_text(BODY_TEMPLATE, encoding="utf-8")
-        args = ["post", token, phase, str(template)] if mode == "post" else ["get"]
+        args = (
+            ["post", token, phase, str(template), STOREFRONT.secret] if mode == "post" else ["get"]
+        )
         command = [
             str(wrk),
             f"-t{threads}",

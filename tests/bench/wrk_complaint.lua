@@ -1,6 +1,6 @@
 -- wrk script of `make bench`: POSTs complaints (or GETs /healthz) and prints a JSON summary.
 --
---   wrk -t2 -c32 -d20s -s tests/bench/wrk_complaint.lua -- post <token> <phase> <template>
+--   wrk -t2 -c32 -d20s -s tests/bench/wrk_complaint.lua -- post <token> <phase> <template> <api key>
 --   wrk -t2 -c32 -d20s -s tests/bench/wrk_complaint.lua -- get
 --
 -- Each request gets a unique number from the thread id and a per-thread counter: the
@@ -24,6 +24,7 @@ function init(args)
       local file = assert(io.open(args[4], "rb"))
       template = file:read("*a")
       file:close()
+      api_key = args[5]
    end
 end
 
@@ -43,6 +44,9 @@ function request()
       ["Idempotency-Key"] = "bench-" .. unique,
       ["X-Correlation-ID"] = phase .. "." .. token .. "." .. n,
    }
+   if api_key and api_key ~= "" then
+      headers["X-API-Key"] = api_key
+   end
    return wrk.format("POST", "/v1/complaints", headers, body)
 end
 
