@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help prerequisites install infra up down status logs migrate lint format test test-fast bench bench-tools profile clean
+.PHONY: help prerequisites install infra up credentials down status logs migrate lint format test test-fast bench bench-tools profile clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,6 +28,11 @@ infra: install  ## start Postgres and Kafka, provision roles/schemas, migrate, c
 
 up: infra  ## run the whole platform in the background and say where it is
 	@PYTHON=$(PY) bash deploy/local/services.sh up
+	@echo "development credentials (.run/dev-credentials.json; load them: eval \"\$$(make -s credentials)\"):"
+	@$(PY) -m services access dev | sed 's/^/  /'
+
+credentials: install  ## print the development keys and agent account as shell exports (made if missing)
+	@$(PY) -m services access dev
 
 down:  ## stop the services, Kafka and (if we started it) Postgres
 	@bash deploy/local/services.sh down
