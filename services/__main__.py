@@ -48,6 +48,7 @@ def cmd_topics(config: StackConfig, *, force_partitions: bool = False) -> int:
                 retention_ms=config.retention_ms,
                 dlq_retention_ms=config.dlq_retention_ms,
                 force_partitions=force_partitions,
+                security=config.kafka_admin_options(),
             )
         )
     except PartitionMismatchError as exc:

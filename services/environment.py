@@ -2,9 +2,11 @@
 
 import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from services.catalog import ServiceEntry
+from shared.settings import kafka_security_options
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,12 @@ class StackConfig:
     min_insync_replicas: int = 1
     retention_hours: int = 7 * 24
     dlq_retention_hours: int = 30 * 24
+    # The admin principal for topic administration on a SASL cluster (plaintext locally).
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "StackConfig":
@@ -54,6 +62,21 @@ class StackConfig:
             min_insync_replicas=int(e.get("COMPLAINTS_TOPIC_MIN_INSYNC_REPLICAS", "1")),
             retention_hours=int(e.get("COMPLAINTS_TOPIC_RETENTION_HOURS", str(7 * 24))),
             dlq_retention_hours=int(e.get("COMPLAINTS_DLQ_RETENTION_HOURS", str(30 * 24))),
+            kafka_security_protocol=e.get("COMPLAINTS_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+            kafka_sasl_mechanism=e.get("COMPLAINTS_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            kafka_sasl_username=e.get("COMPLAINTS_KAFKA_SASL_USERNAME") or None,
+            kafka_sasl_password=e.get("COMPLAINTS_KAFKA_SASL_PASSWORD") or None,
+            kafka_ssl_cafile=e.get("COMPLAINTS_KAFKA_SSL_CAFILE") or None,
+        )
+
+    def kafka_admin_options(self) -> dict[str, Any]:
+        """aiokafka options of the admin principal (topic administration)."""
+        return kafka_security_options(
+            self.kafka_security_protocol,
+            mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password,
+            cafile=self.kafka_ssl_cafile,
         )
 
     @property

@@ -10,6 +10,25 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 LOCAL_SECRET_MARKERS = ("_local@", "change-me", "dev-only")
 
 
+def kafka_security_options(
+    protocol: str,
+    *,
+    mechanism: str = "SCRAM-SHA-512",
+    username: str | None = None,
+    password: str | None = None,
+    cafile: str | None = None,
+) -> dict[str, Any]:
+    """aiokafka keyword arguments (clients and admin) for a security protocol."""
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context(cafile=cafile)
+    if protocol.startswith("SASL"):
+        options["sasl_mechanism"] = mechanism
+        options["sasl_plain_username"] = username
+        options["sasl_plain_password"] = password
+    return options
+
+
 class ServiceSettings(BaseSettings):
     """Database, Kafka and delivery-guarantee knobs shared by all services."""
 
@@ -59,14 +78,13 @@ class ServiceSettings(BaseSettings):
 
     def kafka_client_options(self) -> dict[str, Any]:
         """aiokafka keyword arguments for the broker's security settings."""
-        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
-        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
-            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
-        if self.kafka_security_protocol.startswith("SASL"):
-            options["sasl_mechanism"] = self.kafka_sasl_mechanism
-            options["sasl_plain_username"] = self.kafka_sasl_username
-            options["sasl_plain_password"] = self.kafka_sasl_password
-        return options
+        return kafka_security_options(
+            self.kafka_security_protocol,
+            mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password,
+            cafile=self.kafka_ssl_cafile,
+        )
 
     @model_validator(mode="after")
     def _refuse_local_secrets_in_production(self) -> "ServiceSettings":

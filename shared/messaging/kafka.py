@@ -125,8 +125,11 @@ async def ensure_topics(
     dlq_retention_ms: int = DEFAULT_DLQ_RETENTION_MS,
     force_partitions: bool = False,
     timeout_s: float = 60.0,
+    security: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """Creates missing topics with their configs and corrects config drift; returns what it did.
+
+    `security`: the admin principal's SASL/TLS options (`kafka_security_options`), if any.
 
     Raises PartitionMismatchError, before changing anything, when an existing topic has another
     partition count, unless `force_partitions` (then fewer partitions are grown; more are kept,
@@ -147,7 +150,9 @@ async def ensure_topics(
         )
         for name in wanted
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30_000)
+    admin = AIOKafkaAdminClient(
+        **dict(security or {}), bootstrap_servers=bootstrap_servers, request_timeout_ms=30_000
+    )
     await asyncio.wait_for(admin.start(), timeout_s)
     outcome: dict[str, str] = {}
     try:

@@ -229,3 +229,19 @@ class TestProblemResponses:
         )
         assert response.status_code == 422
         assert "malformed JSON" in response.json()["detail"]
+
+
+def test_topic_administration_takes_the_admin_principal_from_the_environment():
+    from services.environment import StackConfig
+
+    config = StackConfig.from_env(
+        {
+            "COMPLAINTS_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "COMPLAINTS_KAFKA_SASL_USERNAME": "admin",
+            "COMPLAINTS_KAFKA_SASL_PASSWORD": "pw",
+        }
+    )
+    options = config.kafka_admin_options()
+    assert options["security_protocol"] == "SASL_PLAINTEXT"
+    assert (options["sasl_plain_username"], options["sasl_plain_password"]) == ("admin", "pw")
+    assert StackConfig.from_env({}).kafka_admin_options() == {"security_protocol": "PLAINTEXT"}
