@@ -10,12 +10,16 @@ import asyncio
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
+from shared.auth.principal import Role
+from shared.auth.settings import AuthSettings
+from shared.auth.tokens import issue_token
 from tests.support.auth import (
     BURST_MERCHANT,
     MERCHANT,
@@ -70,27 +74,48 @@ SCOPE_FIELDS = {
 
 @dataclass(frozen=True)
 class Caller:
-    """One column of the matrix."""
+    """One column of the matrix; role None = not authenticated (expect 401)."""
 
     label: str
     role: str | None
-    headers: dict[str, str]
+    credentials: Callable[[], dict[str, str]]
     storefront: str | None = None
     merchant: str | None = None
     team: str | None = None
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Fresh credentials (tokens are minted when used: they expire after 15 minutes)."""
+        return self.credentials()
+
+
+def _forged_token() -> dict[str, str]:
+    token, _ = issue_token(
+        AuthSettings(jwt_secret="not-the-platform-secret-" + "z" * 32),
+        username="mallory",
+        role=Role.ADMIN,
+        teams=frozenset(),
+    )
+    return {"Authorization": f"Bearer {token}"}
+
 
 CALLERS = (
-    Caller("storefront", "storefront", STOREFRONT.headers(), storefront="sf-test"),
-    Caller("other storefront", "storefront", OTHER_STOREFRONT.headers(), storefront="sf-other"),
-    Caller("merchant", "merchant", MERCHANT.headers(), merchant="m-1"),
-    Caller("other merchant", "merchant", OTHER_MERCHANT.headers(), merchant="m-2"),
-    Caller("agent", "agent", bearer("test-agent"), team="merchant_management"),
-    Caller("other agent", "agent", bearer("test-agent-other"), team="logistics"),
-    Caller("supervisor", "supervisor", bearer("test-supervisor"), team="merchant_management"),
-    Caller("other supervisor", "supervisor", bearer("test-supervisor-other"), team="logistics"),
-    Caller("admin", "admin", bearer("test-admin")),
-    Caller("anonymous", None, {}),
+    Caller("storefront", "storefront", STOREFRONT.headers, storefront="sf-test"),
+    Caller("other storefront", "storefront", OTHER_STOREFRONT.headers, storefront="sf-other"),
+    Caller("merchant", "merchant", MERCHANT.headers, merchant="m-1"),
+    Caller("other merchant", "merchant", OTHER_MERCHANT.headers, merchant="m-2"),
+    Caller("agent", "agent", lambda: bearer("test-agent"), team="merchant_management"),
+    Caller("other agent", "agent", lambda: bearer("test-agent-other"), team="logistics"),
+    Caller(
+        "supervisor", "supervisor", lambda: bearer("test-supervisor"), team="merchant_management"
+    ),
+    Caller(
+        "other supervisor", "supervisor", lambda: bearer("test-supervisor-other"), team="logistics"
+    ),
+    Caller("admin", "admin", lambda: bearer("test-admin")),
+    Caller("anonymous", None, dict),
+    Caller("unknown key", None, lambda: {"X-API-Key": "cpk_unknownkey00_" + "x" * 43}),
+    Caller("forged token", None, _forged_token),
 )
 
 
@@ -207,6 +232,18 @@ class TestAuthorizationMatrix:
                     for method in operations:
                         method_u = method.upper()
                         if (method_u, path) in ANONYMOUS_OPERATIONS:
+                            # Open to anyone, whatever credentials come along.
+                            for caller in CALLERS:
+                                cells += 1
+                                got = await _call(
+                                    client, platform, name, method_u, path, caller, owned[0]
+                                )
+                                want = 422 if method_u == "POST" else 200  # token: no form sent
+                                if got.status_code != want:
+                                    wrong.append(
+                                        f"{name} {method_u} {path} as {caller.label}: "
+                                        f"{got.status_code} (expected {want})"
+                                    )
                             continue
                         for caller in CALLERS:
                             for target in owned:
@@ -236,7 +273,7 @@ class TestAuthorizationMatrix:
                                     assert got.json()["complaint_id"] == target.complaint_id
         print(f"authorization matrix: {cells} cells")
         assert not wrong, "\n".join(wrong)
-        assert cells >= 100
+        assert cells >= 250
 
     async def test_a_storefront_naming_its_customer_sees_only_that_customers_complaints(
         self, platform, owned
@@ -264,6 +301,8 @@ async def _call(
     target: Owned,
 ) -> httpx.Response:
     url = platform.url(service) + path.replace("{complaint_id}", target.complaint_id)
+    if path == "/v1/auth/token":
+        return await client.post(url, headers=caller.headers)
     if method == "POST":
         body = complaint_body(1 if target.merchant == "m-1" else 2)
         headers = {**caller.headers, "Idempotency-Key": f"matrix-{uuid.uuid4()}"}
