@@ -328,3 +328,74 @@ async def test_metrics_need_an_admin_when_operations_are_protected():
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
     assert as_agent.status_code == 403
     assert as_admin.status_code == 200
+
+
+@pytest.fixture
+def restore_logging() -> Any:
+    """Building an app configures logging for a service process; put the test's back."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+async def test_production_apps_keep_docs_and_metrics_for_admins_and_probes_open(
+    monkeypatch: pytest.MonkeyPatch, restore_logging: None
+):
+    from shared.auth.settings import get_auth_settings
+    from shared.runtime import create_service_app
+    from triage_service.config import Settings as TriageSettings
+    from triage_service.main import SPEC
+
+    secret = "production-secret-" + "q" * 40
+    monkeypatch.setenv("AUTH_JWT_SECRET", secret)
+    get_auth_settings.cache_clear()
+    try:
+        app = create_service_app(
+            SPEC,
+            TriageSettings(
+                environment="production",
+                database_url="postgresql+asyncpg://triage:secret@db.example/complaints",
+                kafka_security_protocol="SASL_SSL",
+            ),
+        )
+    finally:
+        get_auth_settings.cache_clear()
+    admin, _ = issue_token(
+        AuthSettings(jwt_secret=secret), username="root", role=Role.ADMIN, teams=frozenset()
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for path in ("/docs", "/openapi.json", "/metrics"):
+            assert (await client.get(path)).status_code == 401, path
+        as_admin = await client.get("/openapi.json", headers={"Authorization": f"Bearer {admin}"})
+        assert as_admin.status_code == 200
+        assert "BearerToken" in as_admin.json()["components"]["securitySchemes"]
+        assert (await client.get("/healthz")).status_code == 200
+
+
+def test_production_refuses_to_build_an_app_with_the_development_token_secret(
+    monkeypatch: pytest.MonkeyPatch, restore_logging: None
+):
+    from shared.auth.settings import get_auth_settings
+    from shared.runtime import create_service_app
+    from triage_service.config import Settings as TriageSettings
+    from triage_service.main import SPEC
+
+    monkeypatch.delenv("AUTH_JWT_SECRET", raising=False)
+    get_auth_settings.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="AUTH_JWT_SECRET"):
+            create_service_app(
+                SPEC,
+                TriageSettings(
+                    environment="production",
+                    database_url="postgresql+asyncpg://triage:secret@db.example/complaints",
+                    kafka_security_protocol="SASL_SSL",
+                ),
+            )
+    finally:
+        get_auth_settings.cache_clear()
