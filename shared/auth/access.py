@@ -65,6 +65,15 @@ class Access:
                 raise unauthorized(f"bearer token not accepted: {exc}", "invalid_token") from exc
         raise unauthorized("credentials required: an X-API-Key header or a bearer token")
 
+    def note_failure(self, client: str) -> None:
+        """Spends one of a client address's failure tokens; 429 once it has none left."""
+        wait = self.buckets.take(f"failed-auth:{client}", self.settings.failed_auth_limit)
+        if wait is not None:
+            raise TooManyRequestsError(
+                "too many failed authentications from this address; retry later",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+
     def enforce_rate_limit(self, principal: Principal) -> None:
         """Spends one of the caller's tokens, or 429 with Retry-After."""
         wait = self.buckets.take(principal.id, self.settings.limit_for(principal.role))
@@ -120,8 +129,15 @@ class Access:
         self._keys[key_id] = entry
         return entry
 
-    async def sign_in(self, username: str, password: str) -> tuple[str, int]:
+    async def sign_in(self, username: str, password: str, *, client: str) -> tuple[str, int]:
         """A token for a person whose password matches; 401 otherwise."""
+        try:
+            return await self._sign_in(username, password)
+        except UnauthorizedError:
+            self.note_failure(client)
+            raise
+
+    async def _sign_in(self, username: str, password: str) -> tuple[str, int]:
         if not username or len(username) > 200 or len(password) > 1024 or "\x00" in username:
             # Nothing to look up (Postgres text cannot even hold a NUL).
             raise unauthorized("wrong username or password", "invalid_grant")

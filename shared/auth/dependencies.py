@@ -9,7 +9,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from shared.auth.access import Access
 from shared.auth.principal import Principal, Role
-from shared.errors import ForbiddenError
+from shared.errors import ForbiddenError, UnauthorizedError
 
 TOKEN_PATH = "/v1/auth/token"
 CUSTOMER_HEADER = "X-Customer-ID"
@@ -64,7 +64,12 @@ def allow(*roles: Role) -> Authorizer:
         ] = None,
     ) -> Principal:
         access = access_of(request)
-        principal = await access.authenticate(api_key=api_key, bearer=bearer)
+        try:
+            principal = await access.authenticate(api_key=api_key, bearer=bearer)
+        except UnauthorizedError:
+            if api_key or bearer:  # a wrong credential, not a missing one: maybe guessing
+                access.note_failure(client_address(request))
+            raise
         access.enforce_rate_limit(principal)
         if principal.role not in admitted:
             raise ForbiddenError(f"this operation is for {names}; you are {principal.role.value}")
@@ -76,6 +81,11 @@ def allow(*roles: Role) -> Authorizer:
     setattr(authorize, ROLES_ATTRIBUTE, admitted)
     authorize.__name__ = f"allow_{'_'.join(sorted(role.value for role in admitted))}"
     return authorize
+
+
+def client_address(request: Request) -> str:
+    """The peer address (uvicorn's --proxy-headers puts the real client here behind a proxy)."""
+    return request.client.host if request.client else "unknown"
 
 
 def declared_roles(dependency: Any) -> frozenset[Role] | None:

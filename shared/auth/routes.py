@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from shared.auth.dependencies import TOKEN_PATH, access_of
+from shared.auth.dependencies import TOKEN_PATH, access_of, client_address
 from shared.errors import problem_responses
 
 
@@ -32,7 +32,9 @@ def token_router() -> APIRouter:
         request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
     ) -> TokenResponse:
         """OAuth2 password grant: a token carrying the user's role and teams."""
-        token, ttl = await access_of(request).sign_in(form.username, form.password)
+        token, ttl = await access_of(request).sign_in(
+            form.username, form.password, client=client_address(request)
+        )
         return TokenResponse(access_token=token, expires_in=ttl)
 
     return router

@@ -48,6 +48,9 @@ class AuthSettings(BaseSettings):
     key_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=300)
     # Per caller, per replica (see docs/adr/0005-access-control.md); missing roles use defaults.
     rate_limits: dict[Role, RateLimit] = Field(default_factory=dict)
+    # Failed authentications (bad key, bad token, wrong password) per client address: guessing
+    # and floods of made-up keys are slowed down without touching real callers' buckets.
+    failed_auth_limit: RateLimit = Field(default_factory=lambda: RateLimit(per_second=5, burst=50))
     # Bodies larger than this are refused before they are parsed (413).
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # /metrics and /docs: None = open in development and test, admin-only in production.

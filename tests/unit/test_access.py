@@ -399,3 +399,30 @@ def test_production_refuses_to_build_an_app_with_the_development_token_secret(
             )
     finally:
         get_auth_settings.cache_clear()
+
+
+async def test_wrong_credentials_from_one_address_are_slowed_down_and_missing_ones_are_not():
+    from shared.auth.access import Access
+
+    app = FastAPI()
+    install_problem_handlers(app)
+    settings = AuthSettings(failed_auth_limit=RateLimit(per_second=0.01, burst=3))
+    app.state.access = Access(schema="intake", sessionmaker=None, settings=settings)  # type: ignore[arg-type]
+
+    @app.get("/v1/thing")
+    async def thing(_: Principal = Depends(allow(Role.ADMIN))) -> dict[str, str]:
+        return {}
+
+    forged, _ = issue_token(
+        AuthSettings(jwt_secret="x" * 40), username="m", role=Role.ADMIN, teams=frozenset()
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        missing = [(await client.get("/v1/thing")).status_code for _ in range(5)]
+        wrong = [
+            (await client.get("/v1/thing", headers={"Authorization": f"Bearer {forged}"}))
+            for _ in range(5)
+        ]
+    assert missing == [401] * 5
+    assert [r.status_code for r in wrong] == [401, 401, 401, 429, 429]
+    assert int(wrong[-1].headers["retry-after"]) >= 1
