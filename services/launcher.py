@@ -30,7 +30,7 @@ def _port_free(port: int) -> bool:
 
 # Connection hygiene (same flags in deploy/): idle keep-alive connections close after 5 s, at
 # most 1000 connections and requests at once per process (then 503), request heads over 64 KiB
-# are refused, and a connection must finish its request headers within
+# refused should the h11 parser be selected, and a connection must finish its request headers within
 # COMPLAINTS_HTTP_HEADER_TIMEOUT_S (shared.http_server, default 10 s).
 UVICORN_LIMITS = (
     "--http",
