@@ -85,6 +85,10 @@ class CorrelationMiddleware:
                     path_complaint = scope.get("path_params", {}).get("complaint_id")
                     if path_complaint is not None:
                         extra["complaint_id"] = str(path_complaint)
+                    # Who called (set by shared.auth.allow): `storefront:sf-1`, `agent:alice`.
+                    principal = scope.get("state", {}).get("principal")
+                    if principal is not None:
+                        extra["caller"] = principal.id
                     logger.info("%s %s -> %d", scope["method"], route_path, status, extra=extra)
 
 

@@ -423,3 +423,17 @@ class TestKeysAndIdempotency:
         assert (mine.status_code, theirs.status_code) == (201, 201)
         assert "idempotent-replayed" not in theirs.headers
         assert mine.json()["complaint_id"] != theirs.json()["complaint_id"]
+
+    async def test_request_logs_name_the_caller(self, platform, owned):
+        a, _ = owned
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(
+                f"{platform.url('resolution')}/v1/complaints/{a.complaint_id}",
+                headers=bearer("test-supervisor"),
+            )
+        assert response.status_code == 200
+
+        async def logged() -> bool:
+            return '"caller":"supervisor:test-supervisor"' in platform.logs("resolution")
+
+        await wait_until(logged, timeout_s=10)
