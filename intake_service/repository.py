@@ -10,6 +10,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake_service.models import complaints, idempotency_keys
+from shared.db.statements import execute
 
 # Built once: SQLAlchemy compiles each a single time, asyncpg prepares it once per connection.
 _INSERT_COMPLAINT = (
@@ -54,10 +55,7 @@ _STORE_IDEMPOTENT_RESPONSE = (
 
 async def insert_complaint(session: AsyncSession, values: dict[str, Any], *, period: str) -> str:
     """Stores a new complaint and returns the number it was given (YYYYMM-NNNNNN)."""
-    # On the session's connection: Core statements need none of the ORM's execution layer,
-    # which costs more CPU than the statement itself on this hot path.
-    connection = await session.connection()
-    result = await connection.execute(_INSERT_COMPLAINT, {**values, "period": period})
+    result = await execute(session, _INSERT_COMPLAINT, {**values, "period": period})
     return str(result.scalar_one())
 
 
@@ -83,8 +81,8 @@ async def store_idempotent_response(
     A concurrent request with the same key waits here until the first commits, then finds
     the key taken.
     """
-    connection = await session.connection()
-    result = await connection.execute(
+    result = await execute(
+        session,
         _STORE_IDEMPOTENT_RESPONSE,
         {
             "caller": caller,

@@ -3,41 +3,39 @@
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.models import notifications, recipients
+from shared.db.statements import execute, insert_row
+
+_LOCK_COMPLAINT = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("key"))))
+_GET_RECIPIENT = select(recipients).where(recipients.c.complaint_id == bindparam("complaint_id"))
 
 
 async def lock_complaint(session: AsyncSession, *, complaint_id: UUID) -> None:
     """Serialises this transaction with others about the same complaint (any replica)."""
-    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(str(complaint_id)))))
+    await execute(session, _LOCK_COMPLAINT, {"key": str(complaint_id)})
 
 
 async def insert_recipient(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Stores a recipient; False if already known."""
-    result = await session.execute(
-        pg_insert(recipients)
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(recipients.c.complaint_id)
+    result = await insert_row(
+        session, recipients, values, skip_on_conflict=True, returning="complaint_id"
     )
     return result.first() is not None
 
 
 async def get_recipient(session: AsyncSession, *, complaint_id: UUID) -> Row[Any] | None:
     """Gets the recipient of a complaint's notifications."""
-    result = await session.execute(
-        select(recipients).where(recipients.c.complaint_id == complaint_id)
-    )
+    result = await execute(session, _GET_RECIPIENT, {"complaint_id": complaint_id})
     return result.first()
 
 
 async def insert_notification(session: AsyncSession, values: dict[str, Any]) -> None:
     """Records a notification (a duplicate kind per complaint is an integrity error)."""
-    await session.execute(insert(notifications).values(**values))
+    await insert_row(session, notifications, values)
 
 
 async def list_notifications(

@@ -4,20 +4,22 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolution_service.models import cases
+from shared.db.statements import insert_row
 
 
 async def insert_case(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Opens a case; False if the complaint already has one."""
-    result = await session.execute(
-        insert(cases)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[cases.c.complaint_id])
-        .returning(cases.c.id)
+    result = await insert_row(
+        session,
+        cases,
+        values,
+        skip_on_conflict=True,
+        conflict_columns=("complaint_id",),
+        returning="id",
     )
     return result.first() is not None
 

@@ -4,17 +4,17 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.statements import insert_row
 from triage_service.models import triages
 
 
 async def insert_triage(session: AsyncSession, values: dict[str, Any]) -> bool:
     """Stores a triage; False if the complaint was already triaged."""
-    result = await session.execute(
-        insert(triages).values(**values).on_conflict_do_nothing().returning(triages.c.complaint_id)
+    result = await insert_row(
+        session, triages, values, skip_on_conflict=True, returning="complaint_id"
     )
     return result.first() is not None
 

@@ -1,10 +1,24 @@
 """Idempotent consumer: a row per (consumer, event) written with the handler's effects."""
 
+import functools
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, Table, Text, Uuid, func
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Executable,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    func,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.statements import execute
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -24,10 +38,25 @@ async def claim_event(
     session: AsyncSession, table: Table, *, consumer: str, event_id: UUID, event_type: str
 ) -> bool:
     """Records the event as handled by this consumer; False if it already was."""
-    result = await session.execute(
+    result = await execute(
+        session,
+        _claim_statement(table),
+        {"consumer": consumer, "event_id": event_id, "event_type": event_type},
+    )
+    return result.first() is not None
+
+
+@functools.cache
+def _claim_statement(table: Table) -> Executable:
+    # Built once per inbox: on every event, building and keying a new statement would cost
+    # more CPU than running it.
+    return (
         insert(table)
-        .values(consumer=consumer, event_id=event_id, event_type=event_type)
+        .values(
+            consumer=bindparam("consumer"),
+            event_id=bindparam("event_id"),
+            event_type=bindparam("event_type"),
+        )
         .on_conflict_do_nothing()
         .returning(table.c.event_id)
     )
-    return result.first() is not None

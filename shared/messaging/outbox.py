@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.hooks import call_after_commit
+from shared.db.statements import execute
 from shared.events.envelope import EventEnvelope
 from shared.events.topics import qualified_topic
 from shared.messaging import metrics
@@ -107,9 +108,8 @@ class Outbox:
     async def add(self, session: AsyncSession, envelope: EventEnvelope[Any]) -> None:
         """Adds one event; it is published only if the surrounding transaction commits."""
         headers = event_headers(envelope, traceparent=current_traceparent())
-        # On the session's connection: the ORM execution layer adds only cost to Core.
-        connection = await session.connection()
-        await connection.execute(
+        await execute(
+            session,
             self._insert,
             {
                 "notify_channel": self.channel,

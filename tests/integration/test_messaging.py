@@ -508,10 +508,13 @@ class TestConsumerGroupChanges:
         total = 30 * len(complaints)
         group = f"g-{uuid.uuid4().hex[:6]}"
         handler = CountingHandler(lane, delay_s=0.1)
-        first = make_consumer(lane, producer, handler, group=group, rebalance_timeout_ms=6000)
+        # The session timeout has headroom (a starved heartbeat on a busy machine is not what
+        # this tests); the rebalance timeout is what a slow batch must not outlast.
+        timeouts = {"session_timeout_ms": 10_000, "rebalance_timeout_ms": 6000}
+        first = make_consumer(lane, producer, handler, group=group, **timeouts)
         first_task = await running(first)
         await wait_until(lambda: _calls_at_least(handler, 5), timeout_s=20, what="first busy")
-        second = make_consumer(lane, producer, handler, group=group, rebalance_timeout_ms=6000)
+        second = make_consumer(lane, producer, handler, group=group, **timeouts)
         second_task = await running(second)
         try:
             await wait_until(
