@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 group_id=args.group,
                 for_group=args.for_group,
                 limit=args.limit,
+                security=config.kafka_admin_options(),
             )
         )
         print(

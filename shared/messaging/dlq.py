@@ -1,8 +1,9 @@
 """Replaying dead-lettered messages to their original topic, for the group that failed them."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
@@ -58,6 +59,7 @@ async def replay_dead_letters(
     for_group: str | None = None,
     limit: int | None = None,
     idle_timeout_ms: int = 3000,
+    security: Mapping[str, Any] | None = None,
 ) -> ReplayResult:
     """Republishes messages of a dead-letter topic to their original topic, once each.
 
@@ -66,7 +68,7 @@ async def replay_dead_letters(
     only that group's dead letters are replayed (a dead letter naming no group is replayed for
     `for_group`). Progress is the replayer group's committed offset (one group per `for_group`),
     so a second run replays only messages dead-lettered since the first. Stops when caught up or
-    after `limit` dead letters.
+    after `limit` dead letters. `security`: the admin principal's SASL/TLS options, if any.
     """
     if not dlq.endswith(DLQ_SUFFIX):
         raise ValueError(f"{dlq!r} is not a dead-letter topic (must end with {DLQ_SUFFIX})")
@@ -74,8 +76,11 @@ async def replay_dead_letters(
         bootstrap_servers,
         group_id=replay_progress_group(group_id, for_group),
         client_id="dlq-replayer",
+        security=security,
     )
-    producer: AIOKafkaProducer = create_producer(bootstrap_servers, client_id="dlq-replayer")
+    producer: AIOKafkaProducer = create_producer(
+        bootstrap_servers, client_id="dlq-replayer", security=security
+    )
     consumer.subscribe([dlq])
     await consumer.start()
     await producer.start()
