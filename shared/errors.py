@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.db.errors import is_transient_database_error
+from shared.db.errors import DATABASE_ERROR_CLASSES, is_transient_database_error
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +203,6 @@ def install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
         )
 
-    @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if is_transient_database_error(exc):
             # The transaction rolled back; the caller may retry (with its Idempotency-Key).
@@ -225,6 +224,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             type_slug="internal",
             instance=request.url.path,
         )
+
+    # Database and connection errors get their own registration: Starlette answers a handler
+    # registered for Exception and then re-raises, so every outage request would also leave
+    # a full traceback in the log. The catch-all stays for anything else.
+    for exception_class in DATABASE_ERROR_CLASSES:
+        app.add_exception_handler(exception_class, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)
 
 
 def _title(status: int) -> str:

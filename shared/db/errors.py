@@ -29,6 +29,14 @@ TRANSIENT_SQLSTATES = frozenset(
 NOT_TRANSIENT_SQLSTATES = frozenset({"57014"})
 
 
+# What a failing database or connection raises, for handlers that must catch exactly those.
+DATABASE_ERROR_CLASSES: tuple[type[Exception], ...] = (
+    sa_exc.SQLAlchemyError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
 def sqlstate_of(exc: BaseException) -> str | None:
     """The first SQLSTATE found on the exception or the errors it wraps."""
     for error in _chain(exc):

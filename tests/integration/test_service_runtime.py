@@ -20,6 +20,8 @@ from shared.messaging.kafka import delete_topics
 from shared.runtime import ServiceRuntime, ServiceSpec, create_service_app
 from shared.settings import ServiceSettings
 from shared.time import utcnow
+from tests.support.auth import STOREFRONT
+from tests.support.complaints import complaint_body
 from tests.support.messaging import MessagingSchema, messaging_schema, probe_event, record_effect
 from tests.support.stack import StackUnderTest
 from tests.support.waiting import wait_until
@@ -144,6 +146,27 @@ class TestReadiness:
         checks = ready.json()["checks"]
         assert checks["database"].startswith("error")
         assert checks["kafka"].startswith("error")
+
+
+class TestDatabaseDownOverHttp:
+    async def test_a_request_while_the_database_is_down_is_a_503_problem_not_a_crash(self):
+        # Nothing listens on port 1: every request's first statement fails to connect.
+        settings = IntakeSettings(
+            database_url="postgresql+asyncpg://intake:intake_local@127.0.0.1:1/complaints",
+            kafka_bootstrap_servers="127.0.0.1:1",
+        )
+        app = create_service_app(INTAKE_SPEC, settings)  # lifespan not run: nothing connects
+        # raise_app_exceptions: an error the app re-raises (what Starlette does after a
+        # handler registered for plain Exception) would fail this request outright.
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            response = await client.post(
+                "/v1/complaints", json=complaint_body(1), headers=STOREFRONT.headers()
+            )
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "1"
+        assert "nothing was stored" in response.json()["detail"]
 
 
 class Crash(BaseException):
