@@ -138,6 +138,7 @@ class ServiceRuntime:
             poll_interval_s=settings.relay_poll_interval_seconds,
             send_timeout_s=settings.kafka_request_timeout_ms / 1000 + 5,
             drain_timeout_s=settings.relay_drain_timeout_seconds,
+            coalesce_s=settings.relay_coalesce_ms / 1000,
             name=spec.name,
             listen_url=settings.database_url,
         )
@@ -188,6 +189,8 @@ class ServiceRuntime:
                         session_timeout_ms=self.settings.kafka_session_timeout_ms,
                         rebalance_timeout_ms=self.settings.kafka_rebalance_timeout_ms,
                         max_poll_records=self.settings.consumer_max_records_per_poll,
+                        fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
+                        fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
                         security=self.settings.kafka_client_options(),
                     ),
                     topics=topics,
@@ -201,6 +204,7 @@ class ServiceRuntime:
                         max_backoff_s=self.settings.consumer_retry_backoff_max_seconds,
                     ),
                     max_records_per_poll=self.settings.consumer_max_records_per_poll,
+                    commit_interval_s=self.settings.consumer_commit_interval_ms / 1000,
                 )
 
             first = make_consumer()

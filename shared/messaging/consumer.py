@@ -133,6 +133,7 @@ class EventConsumer:
         group_id: str = "",
         max_records_per_poll: int = 100,
         batch_transactions: bool = True,
+        commit_interval_s: float = 0.0,
     ) -> None:
         self.name = name
         self.consumer = consumer
@@ -145,6 +146,10 @@ class EventConsumer:
         self.group_id = group_id or name
         self.max_records_per_poll = max_records_per_poll
         self.batch_transactions = batch_transactions
+        # Offsets of applied records are committed at most this often (always on revoke and
+        # stop): a crash redelivers at most that much, which the inbox turns into no-ops.
+        self.commit_interval_s = commit_interval_s
+        self._last_commit_at = 0.0
         self.processing_lock = asyncio.Lock()
         self.revoking = asyncio.Event()
         self._pending_offsets: dict[TopicPartition, int] = {}
@@ -167,6 +172,7 @@ class EventConsumer:
     async def run(self) -> None:
         """Consumes until stopped; never lets one bad message stop the loop."""
         self._run_started = True
+        loop = asyncio.get_running_loop()
         try:
             while not self._stopping.is_set():
                 try:
@@ -179,12 +185,18 @@ class EventConsumer:
                     logger.exception("fetch failed", extra={"consumer": self.name})
                     await self._pause(1.0)
                     continue
-                if not batches or self._stopping.is_set():
+                if self._stopping.is_set():
                     # Fetched after stop() was asked: left uncommitted, read again later.
+                    continue
+                if not batches:
+                    if self._pending_offsets:  # quiet now: commit what the interval held back
+                        async with self.processing_lock:
+                            await self.commit_pending()
                     continue
                 async with self.processing_lock:
                     await self._process_batches(batches)
-                    await self.commit_pending()
+                    if loop.time() - self._last_commit_at >= self.commit_interval_s:
+                        await self.commit_pending()
         finally:
             self._run_finished.set()
 
@@ -257,6 +269,7 @@ class EventConsumer:
             if tp in self.consumer.assignment()
         }
         self._pending_offsets.clear()
+        self._last_commit_at = asyncio.get_running_loop().time()
         if not offsets:
             return
         try:

@@ -46,6 +46,8 @@ def create_consumer(
     rebalance_timeout_ms: int = 60_000,
     max_poll_interval_ms: int = 300_000,
     max_poll_records: int = 100,
+    fetch_max_wait_ms: int = 500,
+    fetch_min_bytes: int = 1,
     security: Mapping[str, Any] | None = None,
 ) -> AIOKafkaConsumer:
     """A group consumer that never auto-commits and starts new groups at the beginning.
@@ -65,6 +67,8 @@ def create_consumer(
         rebalance_timeout_ms=rebalance_timeout_ms,
         max_poll_interval_ms=max_poll_interval_ms,
         max_poll_records=max_poll_records,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        fetch_min_bytes=fetch_min_bytes,
         isolation_level="read_committed",
     )
 

@@ -180,6 +180,7 @@ class OutboxRelay:
         max_backoff_s: float = 30.0,
         send_timeout_s: float = 35.0,
         drain_timeout_s: float = 10.0,
+        coalesce_s: float = 0.0,
         name: str = "relay",
         listen_url: str | None = None,
     ) -> None:
@@ -192,6 +193,7 @@ class OutboxRelay:
         self.max_backoff_s = max_backoff_s
         self.send_timeout_s = send_timeout_s
         self.drain_timeout_s = drain_timeout_s
+        self.coalesce_s = coalesce_s
         self.name = name
         self.lock_key = relay_lock_key(table.schema or "public")
         # asyncpg DSN for LISTEN; None: only in-process wake-ups and polling.
@@ -260,6 +262,10 @@ class OutboxRelay:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                if self.coalesce_s and not self._stopping:
+                    # Let the commits of the next few milliseconds join this batch: one
+                    # transaction and one produce request for many rows instead of one each.
+                    await asyncio.sleep(self.coalesce_s)
 
     async def _publish_or_back_off(self) -> int | None:
         """One pass; on failure: replace the producer, back off, and return None."""
