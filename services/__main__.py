@@ -10,11 +10,10 @@ from services.catalog import CATALOG, select_services
 from services.environment import StackConfig
 from services.kafka_acls import kafka_acls_commands
 from services.launcher import ServiceProcess, run_foreground
-from services.provision import provision
+from services.provision import ensure_platform_topics, provision
 from shared.db.migrations import upgrade
-from shared.events.topics import all_topic_names
 from shared.messaging.dlq import replay_dead_letters
-from shared.messaging.kafka import PartitionMismatchError, TopicAdminError, ensure_topics
+from shared.messaging.kafka import PartitionMismatchError, TopicAdminError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,19 +37,7 @@ def cmd_migrate(config: StackConfig) -> None:
 def cmd_topics(config: StackConfig, *, force_partitions: bool = False) -> int:
     """Creates every topic and its dead-letter twin, corrects config drift; 0 when all is well."""
     try:
-        outcome = asyncio.run(
-            ensure_topics(
-                config.kafka_bootstrap,
-                all_topic_names(config.topic_prefix),
-                partitions=config.partitions,
-                replication_factor=config.replication_factor,
-                min_insync_replicas=config.min_insync_replicas,
-                retention_ms=config.retention_ms,
-                dlq_retention_ms=config.dlq_retention_ms,
-                force_partitions=force_partitions,
-                security=config.kafka_admin_options(),
-            )
-        )
+        outcome = asyncio.run(ensure_platform_topics(config, force_partitions=force_partitions))
     except PartitionMismatchError as exc:
         for name, (actual, wanted) in sorted(exc.mismatches.items()):
             print(f"topic {name}: has {actual} partitions, configured {wanted}", file=sys.stderr)

@@ -4,6 +4,8 @@ import asyncpg
 
 from services.catalog import CATALOG
 from services.environment import StackConfig
+from shared.events.topics import all_topic_names
+from shared.messaging.kafka import ensure_topics
 
 
 def _ident(name: str) -> str:
@@ -59,3 +61,20 @@ async def drop_database(config: StackConfig, database: str) -> None:
         await admin.execute(f"DROP DATABASE IF EXISTS {_ident(database)} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+async def ensure_platform_topics(
+    config: StackConfig, *, force_partitions: bool = False
+) -> dict[str, str]:
+    """Creates or corrects every topic and its dead-letter twin with the stack's settings."""
+    return await ensure_topics(
+        config.kafka_bootstrap,
+        all_topic_names(config.topic_prefix),
+        partitions=config.partitions,
+        replication_factor=config.replication_factor,
+        min_insync_replicas=config.min_insync_replicas,
+        retention_ms=config.retention_ms,
+        dlq_retention_ms=config.dlq_retention_ms,
+        force_partitions=force_partitions,
+        security=config.kafka_admin_options(),
+    )

@@ -14,10 +14,10 @@ import asyncpg
 
 from services.catalog import CATALOG
 from services.environment import StackConfig
-from services.provision import drop_database, provision
+from services.provision import drop_database, ensure_platform_topics, provision
 from shared.db.migrations import upgrade
 from shared.events.topics import all_topic_names
-from shared.messaging.kafka import delete_topics, ensure_topics
+from shared.messaging.kafka import delete_topics
 from tests.support.auth import seed_test_principals
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -87,17 +87,7 @@ def create_test_stack(base: StackConfig) -> StackUnderTest:
     for entry in CATALOG:
         upgrade(entry.package, config.service_database_url(entry))
     asyncio.run(seed_test_principals(config.admin_dsn(database)))
-    asyncio.run(
-        ensure_topics(
-            config.kafka_bootstrap,
-            all_topic_names(config.topic_prefix),
-            partitions=config.partitions,
-            replication_factor=config.replication_factor,
-            min_insync_replicas=config.min_insync_replicas,
-            retention_ms=config.retention_ms,
-            dlq_retention_ms=config.dlq_retention_ms,
-        )
-    )
+    asyncio.run(ensure_platform_topics(config))
     return StackUnderTest(config=config, database=database, run_id=run_id)
 
 
