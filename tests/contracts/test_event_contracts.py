@@ -98,7 +98,10 @@ def test_every_event_has_a_sample():
 def test_no_contract_narrows_its_committed_snapshot(name: str):
     committed = committed_schema(name)
     if committed is None:
-        pytest.skip(f"{name} is new: nothing to narrow yet")
+        # A new event type has no earlier contract to narrow; test_schema_matches_its_committed_
+        # snapshot demands
+        # that its snapshot be written and committed.
+        return
     refused = narrowing(compare(committed, current_schemas()[name]))
     assert not refused, (
         f"{name} would refuse events its committed contract accepts; consumers reading events "
