@@ -98,9 +98,8 @@ def test_every_event_has_a_sample():
 def test_no_contract_narrows_its_committed_snapshot(name: str):
     committed = committed_schema(name)
     if committed is None:
-        # A new event type has no earlier contract to narrow; test_schema_matches_its_committed_
-        # snapshot demands
-        # that its snapshot be written and committed.
+        # A new event type has no earlier contract to narrow. Its snapshot must still be
+        # written and committed: test_schema_matches_its_committed_snapshot demands it.
         return
     refused = narrowing(compare(committed, current_schemas()[name]))
     assert not refused, (
