@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter as MetricCounter
 from sqlalchemy import Table, select, update
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.clock import Clock, SystemClock
+from shared.db.errors import is_transient_database_error
 from shared.observability import log_context
 from shared.timers.table import FAILED, FIRED, PENDING, Timer
 
@@ -31,10 +31,8 @@ class UnknownTimerKindError(LookupError):
 
 
 def is_database_outage(exc: BaseException) -> bool:
-    """True when the database connection itself failed, so the timer is not to blame."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError)
+    """True when the database is unavailable (by SQLSTATE), so the timer is not to blame."""
+    return is_transient_database_error(exc)
 
 
 @dataclass(frozen=True)

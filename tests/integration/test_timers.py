@@ -13,6 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog import CATALOG
@@ -291,6 +292,37 @@ class TestFiring:
         row = await timer_row(db, timer_id)
         assert (row.status, row.attempts, row.last_error) == (FIRED, 1, None)
         assert await db.count(db.effects) == 1
+
+    async def test_a_lock_timeout_in_the_handler_is_waited_out_without_counting_an_attempt(
+        self, db, stack
+    ):
+        # Another transaction holds the effects table; the handler's insert gives up after
+        # its lock timeout with SQLSTATE 55P03: the database is busy, the timer is not wrong.
+        clock = ManualClock()
+        timer_id = await schedule_now(db, "locked", timedelta(0), clock)
+        effects = EffectHandler(db)
+
+        async def impatient(session: AsyncSession, timer: Timer) -> None:
+            await session.execute(text("SET LOCAL lock_timeout = '100ms'"))
+            await effects(session, timer)
+
+        worker = worker_on(db, {PROBE_KIND: impatient}, clock)
+        holder = await asyncpg.connect(stack.admin_dsn())
+        try:
+            locking = holder.transaction()
+            await locking.start()
+            await holder.execute(f'LOCK TABLE "{db.schema}".effects IN ACCESS EXCLUSIVE MODE')
+            with pytest.raises(DBAPIError, match="lock timeout") as raised:
+                await worker.fire_due_once()
+            assert is_database_outage(raised.value), repr(raised.value)
+            row = await timer_row(db, timer_id)
+            assert (row.status, row.attempts, row.last_error) == (PENDING, 0, None)
+            await locking.rollback()
+        finally:
+            await holder.close()
+        assert await worker.fire_due_once() == 1
+        row = await timer_row(db, timer_id)
+        assert (row.status, row.attempts) == (FIRED, 1)
 
 
 async def run_until_all_fired(db: TimersSchema, workers: list[TimerWorker], total: int) -> None:
