@@ -100,6 +100,23 @@ async def assert_each_complaint_handled_exactly_once(
         return int(count) == len(ids)
 
     await wait_until(acknowledged, timeout_s=timeout_s, interval_s=0.5, what="all acknowledged")
+
+    async def published() -> bool:
+        # A relay may still be backing off from the fault when the last effect commits.
+        conn = await _connect(stack)
+        try:
+            unpublished = 0
+            for schema in SCHEMAS_AND_TOPICS:
+                unpublished += int(
+                    await conn.fetchval(
+                        f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"
+                    )
+                )
+        finally:
+            await conn.close()
+        return unpublished == 0
+
+    await wait_until(published, timeout_s=60, interval_s=0.5, what="every outbox published")
     conn = await _connect(stack)
     try:
         for schema, event_type in EFFECT_EVENTS.items():
