@@ -278,17 +278,28 @@ class OutboxRelay:
             delay = min(self.max_backoff_s, 0.2 * 2 ** min(self.consecutive_failures, 10))
             logger.warning("outbox relay %s failed (%r); retrying in %.1fs", self.name, exc, delay)
             metrics.RELAY_FAILURES.labels(self.table.schema).inc()
-            if isinstance(exc, RelaySendError | ProducerUnavailableError):
+            broker_failure = isinstance(exc, RelaySendError | ProducerUnavailableError)
+            if broker_failure:
                 with contextlib.suppress(Exception):
                     await self.producer.reset(seen_generation=self._seen_generation)
-            await self._sleep_unless_stopping(delay)
+            # After a database failure, a commit (in this process, or NOTIFY from another)
+            # proves the database is back: retry then instead of sleeping out the backoff. A
+            # commit says nothing about the broker, so a broker failure waits the full delay.
+            self._wake.clear()
+            await self._sleep_unless_stopping(delay, wake_early=not broker_failure)
             return None
         self.consecutive_failures = 0
         return published
 
-    async def _sleep_unless_stopping(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), delay)
+    async def _sleep_unless_stopping(self, delay: float, *, wake_early: bool = False) -> None:
+        waits = [asyncio.ensure_future(self._stopped.wait())]
+        if wake_early:
+            waits.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     async def _drain(self) -> None:
         """After stop: publishes everything committed so far, within `drain_timeout_s`."""

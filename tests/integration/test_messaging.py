@@ -24,6 +24,7 @@ from shared.messaging import (
     ensure_topics,
     replay_dead_letters,
 )
+from shared.messaging import metrics as messaging_metrics
 from shared.messaging.headers import REPLAY_FOR_GROUP_HEADER, event_headers
 from shared.messaging.kafka import delete_topics
 from shared.messaging.outbox import RelaySendError
@@ -493,6 +494,40 @@ class TestRelayUnderSendFailures:
         await relay.publish_once()
         assert await relay.oldest_unpublished_age_s() == 0
 
+    async def test_after_a_database_failure_a_commit_wakes_the_relay_before_its_backoff_ends(
+        self, lane: Lane, producer, stack: StackUnderTest
+    ):
+        relay = relay_for(lane, producer, poll_interval_s=30, max_backoff_s=60)
+        relay.consecutive_failures = 8  # the next failure backs off for the full 60 s
+        lane.db.outbox.on_commit(relay.wake)
+        admin = await asyncpg.connect(stack.admin_dsn())
+        database = stack.database
+        failures = messaging_metrics.RELAY_FAILURES.labels(lane.db.schema)
+        before = failures._value.get()
+        task = None
+        try:
+            # A failover to a read-only standby: the relay's claim fails with SQLSTATE 25006.
+            await admin.execute(
+                f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'
+            )
+            await lane.db.engine.dispose()
+            task = asyncio.create_task(relay.run())
+            await wait_until(
+                lambda: _value_above(failures, before), timeout_s=10, what="a relay failure"
+            )
+            await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+            await lane.db.engine.dispose()
+            await write_to_outbox(lane, [probe_event(uuid.uuid4(), 1)])  # the primary is back
+            await wait_until(lambda: _zero(relay), timeout_s=10, what="published long before 60 s")
+        finally:
+            await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+            await admin.close()
+            relay.stop()
+            lane.db.outbox.remove_listener(relay.wake)
+            if task is not None:
+                await asyncio.wait_for(task, 15)
+            await lane.db.engine.dispose()
+
 
 class TestConsumerGroupChanges:
     async def test_a_slow_batch_never_gets_a_member_evicted_on_rebalance(
@@ -673,6 +708,10 @@ class TestDatabaseUnavailable:
             await admin.close()
             await stop(consumer, task)
         assert consumer.outcomes["dead_lettered"] == 0
+
+
+async def _value_above(counter: Any, value: float) -> bool:
+    return bool(counter._value.get() > value)
 
 
 async def _unpublished_sequences(lane: Lane) -> list[tuple[str, int]]:
