@@ -536,11 +536,13 @@ class TestConsumerGroupChanges:
         # 100 records of 0.1 s each is a 10 s batch, beyond a 6 s rebalance timeout: a
         # member that finishes its batch before giving up partitions is evicted, and the
         # records it applied meanwhile come again to the new owner.
-        complaints = [uuid.uuid4() for _ in range(6)]
-        for seq in range(30):
+        # 24 keys so every one of the 3 partitions has records whichever the second member
+        # gets (with 6 keys a partition stayed empty about one run in ten).
+        complaints = [uuid.uuid4() for _ in range(24)]
+        for seq in range(8):
             for complaint in complaints:
                 await publish(producer, lane.topic, probe_event(complaint, seq))
-        total = 30 * len(complaints)
+        total = 8 * len(complaints)
         group = f"g-{uuid.uuid4().hex[:6]}"
         handler = CountingHandler(lane, delay_s=0.1)
         # The session timeout has headroom (a starved heartbeat on a busy machine is not what
