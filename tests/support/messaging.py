@@ -41,11 +41,18 @@ class MessagingSchema:
 
     async def count(self, table: Table, **where: Any) -> int:
         """Counts rows, optionally filtered by column equality."""
-        statement = select(func.count()).select_from(table)
-        for column, value in where.items():
-            statement = statement.where(table.c[column] == value)
-        async with self.sessionmaker() as session:
-            return int(await session.scalar(statement) or 0)
+        return await count_rows(self.sessionmaker, table, **where)
+
+
+async def count_rows(
+    sessionmaker: async_sessionmaker[AsyncSession], table: Table, **where: Any
+) -> int:
+    """Counts a table's rows, optionally filtered by column equality."""
+    statement = select(func.count()).select_from(table)
+    for column, value in where.items():
+        statement = statement.where(table.c[column] == value)
+    async with sessionmaker() as session:
+        return int(await session.scalar(statement) or 0)
 
 
 def probe_event(complaint_id: uuid.UUID, sequence: int) -> EventEnvelope[Probe]:

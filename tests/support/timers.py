@@ -17,6 +17,7 @@ from shared.db import create_engine, create_sessionmaker, make_metadata
 from shared.db.timers_migration import create_timers
 from shared.messaging import Outbox, outbox_table
 from shared.timers import timers_table
+from tests.support.messaging import count_rows
 
 PROBE_KIND = "probe.due"
 
@@ -62,11 +63,7 @@ class TimersSchema(TimerTables):
 
     async def count(self, table: Table, **where: Any) -> int:
         """Counts rows, optionally filtered by column equality."""
-        statement = select(func.count()).select_from(table)
-        for column, value in where.items():
-            statement = statement.where(table.c[column] == value)
-        async with self.sessionmaker() as session:
-            return int(await session.scalar(statement) or 0)
+        return await count_rows(self.sessionmaker, table, **where)
 
     async def statuses(self) -> Counter[str]:
         """How many timers are in each status."""
