@@ -17,8 +17,8 @@ DEFAULT_RESPONSE_PROMISES: dict[Channel, int] = {
     Channel.WEB: 24 * 3600,
     Channel.EMAIL: 24 * 3600,
     Channel.SOCIAL: 24 * 3600,
-    Channel.STORE_DESK: 24 * 3600,
-    Channel.SUGGESTION_BOX: 24 * 3600,
+    Channel.STORE: 24 * 3600,
+    Channel.OTHER: 24 * 3600,
 }
 
 

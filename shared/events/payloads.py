@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from shared.events.envelope import EventPayload
 from shared.events.topics import Topic
 from shared.events.vocabulary import (
+    AfterSalesReasonCode,
     CaseStatusCode,
     CategoryCode,
     ChannelCode,
@@ -46,6 +47,44 @@ class ProductRef(BaseModel):
     quantity: int = Field(default=1, ge=1, le=100_000)
 
 
+class OrderItem(BaseModel):
+    """One line of the order the complaint is about."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sku: SingleLine = Field(min_length=1, max_length=64)
+    name: SingleLine = Field(min_length=1, max_length=200)
+    spec: SingleLine | None = Field(default=None, max_length=200)
+    quantity: int = Field(default=1, ge=1, le=100_000)
+    unit_price: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
+    # False for goods the law lets a shop exclude from 7-day no-reason returns (custom-made,
+    # fresh food, digital downloads, opened software...): the storefront knows each item's.
+    returnable_without_reason: bool = True
+
+
+class OrderRef(BaseModel):
+    """The order a complaint is about, as the storefront knows it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    number: SingleLine = Field(min_length=1, max_length=64)
+    placed_at: AwareDatetime | None = None
+    delivered_at: AwareDatetime | None = None
+    amount: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    items: list[OrderItem] = Field(default_factory=list, max_length=100)
+
+
+class MissingItem(BaseModel):
+    """One piece of information a complaint still needs, and why."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    # A dotted path in the complaint request, e.g. "order.delivered_at" or "evidence".
+    field: str = Field(min_length=1, max_length=100)
+    reason: FreeText = Field(max_length=500)
+
+
 # --- intake.complaint.v1 -------------------------------------------------------------
 
 
@@ -73,6 +112,117 @@ class ComplaintReceived(EventPayload):
     received_at: AwareDatetime
     # The storefront that posted it (its API key's storefront); absent from older producers.
     storefront_id: str | None = None
+    # Fields below are absent from older producers.
+    order: OrderRef | None = None
+    occurred_at: AwareDatetime | None = None
+    after_sales_reason: AfterSalesReasonCode | None = None
+    # Account flags intake holds for the customer (e.g. "abuse_suspected"): resolution asks a
+    # supervisor to approve any remedy for a flagged account.
+    customer_flags: list[OpenCode] = Field(default_factory=list)
+
+
+class ComplaintInfoRequested(EventPayload):
+    """A numbered complaint lacks information: the customer is asked for all of it at once."""
+
+    event_type: ClassVar[str] = "complaint.info_requested"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.INTAKE_COMPLAINT
+
+    complaint_number: str
+    customer_id: str
+    merchant_id: str
+    channel: ChannelCode
+    sealed_contact: str
+    preferred_contact_channel: ContactChannelCode
+    missing: list[MissingItem] = Field(min_length=1)
+    # By when the customer should answer; the complaint waits until then.
+    respond_by: AwareDatetime
+    requested_at: AwareDatetime
+
+
+class ComplaintInfoSupplied(EventPayload):
+    """The customer supplied missing information; `still_missing` empty means it proceeds."""
+
+    event_type: ClassVar[str] = "complaint.info_supplied"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.INTAKE_COMPLAINT
+
+    complaint_number: str
+    customer_id: str
+    supplied: list[str] = Field(default_factory=list)
+    still_missing: list[MissingItem] = Field(default_factory=list)
+    supplied_at: AwareDatetime
+
+
+class ComplaintRejected(EventPayload):
+    """A complaint was recorded but not taken on: outside the after-sales window or scope."""
+
+    event_type: ClassVar[str] = "complaint.rejected"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.INTAKE_COMPLAINT
+
+    complaint_number: str
+    customer_id: str
+    merchant_id: str
+    channel: ChannelCode
+    sealed_contact: str
+    preferred_contact_channel: ContactChannelCode
+    # after_sales_window_expired, out_of_scope, ... (open vocabulary).
+    reason_code: OpenCode
+    reason: FreeText = Field(max_length=2000)
+    # Where the customer can still turn, e.g. the manufacturer's warranty service or 12315.
+    alternative: FreeText = Field(max_length=2000)
+    rejected_at: AwareDatetime
+
+
+class ComplaintWithdrawn(EventPayload):
+    """The customer withdrew the complaint: every service stops working on it."""
+
+    event_type: ClassVar[str] = "complaint.withdrawn"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.INTAKE_COMPLAINT
+
+    complaint_number: str
+    customer_id: str
+    merchant_id: str
+    reason: FreeText | None = Field(default=None, max_length=2000)
+    withdrawn_at: AwareDatetime
+
+
+class ComplaintLinkedDuplicate(EventPayload):
+    """A new submission repeated an open complaint (same customer, order, target): linked to it.
+
+    The envelope's complaint_id is the existing complaint's; no second case is opened.
+    """
+
+    event_type: ClassVar[str] = "complaint.linked_duplicate"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.INTAKE_COMPLAINT
+
+    complaint_number: str
+    customer_id: str
+    merchant_id: str
+    order_number: str | None = None
+    target: ComplaintTargetCode
+    # The repeated submission's own words, added to the existing complaint's record.
+    description: FreeText
+    submitted_at: AwareDatetime
+
+
+class CustomerErased(EventPayload):
+    """A customer's personal data was erased from this complaint: every service does the same.
+
+    One event per complaint of the customer, on the complaint's partition, so it is applied
+    after everything earlier about that complaint.
+    """
+
+    event_type: ClassVar[str] = "customer.erased"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.INTAKE_COMPLAINT
+
+    complaint_number: str
+    customer_id: str
+    erased_at: AwareDatetime
 
 
 # --- triage.complaint.v1 -------------------------------------------------------------

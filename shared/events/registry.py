@@ -9,13 +9,25 @@ from shared.events.envelope import EventEnvelope, EventPayload, RawEnvelope
 from shared.events.payloads import (
     AcknowledgementRecorded,
     CaseOpened,
+    ComplaintInfoRequested,
+    ComplaintInfoSupplied,
+    ComplaintLinkedDuplicate,
     ComplaintReceived,
+    ComplaintRejected,
     ComplaintTriaged,
+    ComplaintWithdrawn,
+    CustomerErased,
 )
 from shared.text import LENIENT_TEXT
 
 PAYLOAD_CLASSES: tuple[type[EventPayload], ...] = (
     ComplaintReceived,
+    ComplaintInfoRequested,
+    ComplaintInfoSupplied,
+    ComplaintRejected,
+    ComplaintWithdrawn,
+    ComplaintLinkedDuplicate,
+    CustomerErased,
     ComplaintTriaged,
     CaseOpened,
     AcknowledgementRecorded,

@@ -18,8 +18,8 @@ class Channel(StrEnum):
     HOTLINE = "hotline"
     EMAIL = "email"
     SOCIAL = "social"
-    STORE_DESK = "store_desk"
-    SUGGESTION_BOX = "suggestion_box"
+    STORE = "store"
+    OTHER = "other"
 
 
 class ContactChannel(StrEnum):
@@ -38,6 +38,7 @@ class ComplaintTarget(StrEnum):
     PRODUCT = "product"
     SERVICE = "service"
     LOGISTICS = "logistics"
+    PLATFORM = "platform"
     FACILITY = "facility"
     STAFF = "staff"
 
@@ -53,6 +54,20 @@ class DemandType(StrEnum):
     APOLOGY = "apology"
     COMPENSATION = "compensation"
     EXPLANATION = "explanation"
+
+
+class AfterSalesReason(StrEnum):
+    """Why the customer asks for after-sales (退换货原因), as the storefront's form offers."""
+
+    QUALITY_ISSUE = "quality_issue"
+    DAMAGED = "damaged"
+    NOT_AS_DESCRIBED = "not_as_described"
+    WRONG_ITEM = "wrong_item"
+    MISSING_PARTS = "missing_parts"
+    EXPIRED = "expired"
+    NOT_DELIVERED = "not_delivered"
+    CHANGED_MIND = "changed_mind"
+    OTHER = "other"
 
 
 class Category(StrEnum):
@@ -129,6 +144,7 @@ DemandTypeCode = Annotated[OpenCode, KnownValues(DemandType)]
 CategoryCode = Annotated[OpenCode, KnownValues(Category)]
 PriorityCode = Annotated[OpenCode, KnownValues(Priority)]
 CaseStatusCode = Annotated[OpenCode, KnownValues(CaseStatus)]
+AfterSalesReasonCode = Annotated[OpenCode, KnownValues(AfterSalesReason)]
 
 
 def known(vocabulary: type[E], value: str | None) -> E | None:
