@@ -85,6 +85,19 @@ class MissingItem(BaseModel):
     reason: FreeText = Field(max_length=500)
 
 
+class EvidenceRef(BaseModel):
+    """A file the customer attached (photo, video, receipt...): intake keeps the content."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: UUID
+    # photo, video, screenshot, receipt, chat_log...
+    kind: OpenCode
+    media_type: str = Field(max_length=100, examples=["image/jpeg", "video/mp4"])
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=1)
+
+
 # --- intake.complaint.v1 -------------------------------------------------------------
 
 
@@ -119,6 +132,8 @@ class ComplaintReceived(EventPayload):
     # Account flags intake holds for the customer (e.g. "abuse_suspected"): resolution asks a
     # supervisor to approve any remedy for a flagged account.
     customer_flags: list[OpenCode] = Field(default_factory=list)
+    # The customer's evidence files attached to the complaint (their content stays in intake).
+    evidence: list[EvidenceRef] = Field(default_factory=list)
 
 
 class ComplaintInfoRequested(EventPayload):
