@@ -1,5 +1,7 @@
 """A request body limit enforced before anything parses the body (413 problem+json)."""
 
+from collections.abc import Mapping
+
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,17 +20,31 @@ class BodyTooLargeError(HTTPException):
 
 
 class BodyLimitMiddleware:
-    """Refuses a declared Content-Length over the limit at once, and stops a longer stream."""
+    """Refuses a declared Content-Length over the limit at once, and stops a longer stream.
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    `path_limits` maps a path prefix (`/v1/evidence` covers `/v1/evidence/...` too) to its own
+    limit, for the few routes that take files; the longest matching prefix wins.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.path_limits = sorted((path_limits or {}).items(), key=lambda item: -len(item[0]))
+
+    def limit_for(self, path: str) -> int:
+        """The body limit of a request path."""
+        for prefix, limit in self.path_limits:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
+        limit = self.limit_for(scope.get("path", ""))
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:

@@ -486,6 +486,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         sessionmaker=runtime.sessionmaker,
         settings=auth,
         protect_operations=protect_operations,
+        body_limits_by_path_prefix=settings.body_limits_by_path_prefix(),
     )
     app.add_middleware(CorrelationMiddleware, service=spec.name)
     install_problem_handlers(app)

@@ -85,6 +85,10 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    def body_limits_by_path_prefix(self) -> dict[str, int]:
+        """Request body limits above AUTH_MAX_BODY_BYTES for a service's file routes."""
+        return {}
+
     def kafka_client_options(self) -> dict[str, Any]:
         """aiokafka keyword arguments for the broker's security settings."""
         return kafka_security_options(

@@ -1,6 +1,6 @@
 """Wires access control into a service's app: sign-in route, guarded docs, body limit, OpenAPI."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -42,10 +42,15 @@ def install_access(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: AuthSettings,
     protect_operations: bool,
+    body_limits_by_path_prefix: Mapping[str, int] | None = None,
 ) -> None:
     """Adds Access to the app state, the sign-in route, the body limit and the OpenAPI hook."""
     app.state.access = Access(schema=schema, sessionmaker=sessionmaker, settings=settings)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        path_limits=body_limits_by_path_prefix,
+    )
     app.include_router(token_router())
     if protect_operations:
         guard = operations_guard(True)

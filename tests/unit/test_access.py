@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 
 from shared.auth import Principal, Role, allow, can_see
 from shared.auth.app import ANONYMOUS_PATHS, OPERATIONS_PATHS, api_routes, route_roles
@@ -283,6 +283,27 @@ class TestBodyLimit:
             )
         assert response.status_code == 413
         assert response.headers["content-type"] == "application/problem+json"
+
+    async def test_a_path_prefix_may_have_its_own_larger_limit_and_keeps_the_413(self):
+        app = FastAPI()
+        install_problem_handlers(app)
+        app.add_middleware(BodyLimitMiddleware, max_body_bytes=1024, path_limits={"/files": 8192})
+
+        @app.post("/files/{name}")
+        @app.post("/filesystem")
+        async def take(request: Request) -> dict[str, int]:
+            return {"bytes": len(await request.body())}
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            under_prefix = await client.post("/files/a", content=b"x" * 5000)
+            over_prefix = await client.post("/files/a", content=b"x" * 9000)
+            # Only whole path segments match: /filesystem keeps the default limit.
+            elsewhere = await client.post("/filesystem", content=b"x" * 5000)
+        assert under_prefix.json() == {"bytes": 5000}
+        assert (over_prefix.status_code, elsewhere.status_code) == (413, 413)
+        assert over_prefix.headers["content-type"] == "application/problem+json"
+        assert "8192" in over_prefix.json()["detail"]
 
 
 def test_each_kafka_principal_writes_only_its_own_topics_and_reads_only_its_subscriptions():
