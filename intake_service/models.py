@@ -1,14 +1,18 @@
 """Tables of the intake schema."""
 
 from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     Table,
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -63,6 +67,37 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+# Files a storefront uploaded for a customer (photos, videos, receipts...): the content is in
+# the evidence storage under `storage_key`; a complaint takes them when it is created.
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    # Scope: the storefront that uploaded it, for which customer.
+    Column("storefront_id", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("complaint_id", Uuid, ForeignKey(complaints.c.id), nullable=True),
+    Column("kind", Text, nullable=False),
+    Column("media_type", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("storage_key", Text, nullable=False, unique=True),
+    Column("original_filename", Text, nullable=True),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False),
+    # Content deleted from storage (customer erasure); the row stays as the record.
+    Column("erased_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("size_bytes > 0", name="size_positive"),
+    CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256_hex"),
+    Index("ix_evidence_complaint_id", "complaint_id"),
+    Index("ix_evidence_customer_id_storefront_id", "customer_id", "storefront_id"),
+    # Unattached uploads by age: what the orphan purge reads.
+    Index(
+        "ix_evidence_unattached_uploaded_at",
+        "uploaded_at",
+        postgresql_where=text("complaint_id IS NULL"),
+    ),
 )
 
 outbox = Outbox(outbox_table(metadata))
