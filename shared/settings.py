@@ -32,7 +32,8 @@ def kafka_security_options(
 class ServiceSettings(BaseSettings):
     """Database, Kafka and delivery-guarantee knobs shared by all services."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # A startup error names the field, never its value: database URLs and keys are secrets.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str
