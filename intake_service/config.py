@@ -2,12 +2,11 @@
 
 from functools import lru_cache
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.events.vocabulary import Channel
-from shared.pii import DEV_ONLY_PII_KEY
-from shared.settings import ServiceSettings
+from shared.settings import PiiSettings
 
 # First-response promises per channel (DOMAIN.md §1), in seconds.
 DEFAULT_RESPONSE_PROMISES: dict[Channel, int] = {
@@ -22,23 +21,16 @@ DEFAULT_RESPONSE_PROMISES: dict[Channel, int] = {
 }
 
 
-class Settings(ServiceSettings):
+class Settings(PiiSettings):
     """Intake's settings."""
 
     model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore", frozen=True)
 
     database_url: str = "postgresql+asyncpg://intake:intake_local@127.0.0.1:5432/complaints"
-    pii_key: str = DEV_ONLY_PII_KEY
     idempotency_key_ttl_hours: int = Field(default=24, ge=24)
     response_promise_seconds: dict[Channel, int] = Field(
         default_factory=lambda: dict(DEFAULT_RESPONSE_PROMISES)
     )
-
-    @model_validator(mode="after")
-    def _refuse_dev_pii_key_in_production(self) -> "Settings":
-        if self.environment == "production" and self.pii_key == DEV_ONLY_PII_KEY:
-            raise ValueError("INTAKE_PII_KEY must be set to a real key in production")
-        return self
 
 
 @lru_cache

@@ -158,7 +158,7 @@ async def receive_complaint(
     payload = ComplaintReceived(
         complaint_number=number,
         customer_id=request.customer.customer_id,
-        sealed_contact=seal(contact, settings.pii_key),
+        sealed_contact=seal(contact, settings.pii_keyring),
         preferred_contact_channel=request.customer.preferred_channel,
         order_number=request.order_number,
         merchant_id=request.merchant_id,

@@ -49,7 +49,7 @@ async def register_recipient(
 ) -> None:
     """Keeps the (sealed) contact of a new complaint and completes a waiting acknowledgement."""
     complaint = event.payload
-    unseal(complaint.sealed_contact, settings.pii_key)  # fail now, not at delivery time
+    unseal(complaint.sealed_contact, settings.pii_keyring)  # fail now, not at delivery time
     await repository.lock_complaint(session, complaint_id=event.complaint_id)
     await repository.insert_recipient(
         session,
@@ -188,7 +188,7 @@ async def get_complaint_notifications(
 
 
 def _recipient_view(row: Row[Any], settings: Settings) -> RecipientView:
-    contact = unseal(row.sealed_contact, settings.pii_key)
+    contact = unseal(row.sealed_contact, settings.pii_keyring)
     return RecipientView(
         customer_id=row.customer_id,
         preferred_channel=row.preferred_channel,

@@ -1,10 +1,13 @@
 """Settings every service shares; each service subclasses with its own env prefix."""
 
 import ssl
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.pii import DEFAULT_PII_KEY_ID, DEV_ONLY_PII_KEY, PiiKeyring
 
 # Local development credentials: fine on a laptop, refused in production.
 LOCAL_SECRET_MARKERS = ("_local@", "change-me", "dev-only")
@@ -114,3 +117,44 @@ class ServiceSettings(BaseSettings):
                         "set a real secret for production"
                     )
         return self
+
+
+class PiiSettings(ServiceSettings):
+    """Settings of a service that seals or opens customer contact data (`shared.pii`).
+
+    `pii_key` is the current key, known as `pii_key_id`; `pii_keys` holds older keys by id
+    (JSON in the environment, e.g. `{"k1": "..."}`) so tokens they sealed still open.
+    """
+
+    pii_key: str = DEV_ONLY_PII_KEY
+    pii_key_id: str = DEFAULT_PII_KEY_ID
+    pii_keys: dict[str, str] = Field(default_factory=dict)
+    # The key that sealed tokens from before key ids; unset means the current key.
+    pii_legacy_key_id: str | None = None
+
+    @model_validator(mode="after")
+    def _check_pii_keyring(self) -> "PiiSettings":
+        older = self.pii_keys.get(self.pii_key_id)
+        if older is not None and older != self.pii_key:
+            raise ValueError(
+                f"pii_keys names the current key id {self.pii_key_id!r} with another key"
+            )
+        prefix = str(self.model_config.get("env_prefix", "")).upper()
+        if self.environment == "production" and DEV_ONLY_PII_KEY in (
+            self.pii_key,
+            *self.pii_keys.values(),
+        ):
+            raise ValueError(
+                f"{prefix}PII_KEY and {prefix}PII_KEYS must hold real keys in production"
+            )
+        self.pii_keyring  # noqa: B018 - builds the keyring now: a bad key fails at startup
+        return self
+
+    @cached_property
+    def pii_keyring(self) -> PiiKeyring:
+        """The current key and every older one, by id."""
+        return PiiKeyring(
+            {**self.pii_keys, self.pii_key_id: self.pii_key},
+            current_key_id=self.pii_key_id,
+            legacy_key_id=self.pii_legacy_key_id,
+        )

@@ -1,4 +1,7 @@
-"""Pure rules, no I/O: numbering, fingerprints, classification, sealing, settings guards."""
+"""Pure rules, no I/O: numbering, fingerprints, classification, settings guards.
+
+Sealing contact data has its own tests in test_pii.py.
+"""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -23,7 +26,6 @@ from shared.events.vocabulary import (
     Priority,
 )
 from shared.messaging.consumer import RetryPolicy
-from shared.pii import DEV_ONLY_PII_KEY, SealError, mask_email, mask_phone, seal, unseal
 from triage_service.config import Settings as TriageSettings
 from triage_service.service import TEAM_BY_CATEGORY, classify
 
@@ -127,27 +129,6 @@ class TestProvisionalTriage:
             24,
             48,
         )
-
-
-class TestContactSealing:
-    def test_round_trip(self):
-        contact = {"name": "张三", "phone": "13800138000"}
-        assert unseal(seal(contact, DEV_ONLY_PII_KEY), DEV_ONLY_PII_KEY) == contact
-
-    def test_ciphertext_hides_the_phone(self):
-        assert "13800138000" not in seal({"phone": "13800138000"}, DEV_ONLY_PII_KEY)
-
-    def test_wrong_key_or_tampering_is_refused(self):
-        other = "A" * 43 + "="
-        token = seal({"phone": "1"}, DEV_ONLY_PII_KEY)
-        with pytest.raises(SealError):
-            unseal(token, other)
-        with pytest.raises(SealError):
-            unseal(token[:-4] + "AAAA", DEV_ONLY_PII_KEY)
-
-    def test_masks(self):
-        assert mask_phone("13800138000") == "138****8000"
-        assert mask_email("zhang@example.com") == "z***@example.com"
 
 
 class TestSettingsGuards:
