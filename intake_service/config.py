@@ -1,10 +1,13 @@
 """Intake settings (env prefix INTAKE_)."""
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from intake_service.domain.evidence import MIB, EvidenceLimits, SizeClass
 from shared.events.vocabulary import Channel
 from shared.settings import PiiSettings
 
@@ -20,6 +23,10 @@ DEFAULT_RESPONSE_PROMISES: dict[Channel, int] = {
     Channel.OTHER: 24 * 3600,
 }
 
+EVIDENCE_PATH = "/v1/evidence"
+# Boundaries, part headers and the small form fields around an uploaded file.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
 
 class Settings(PiiSettings):
     """Intake's settings."""
@@ -31,6 +38,48 @@ class Settings(PiiSettings):
     response_promise_seconds: dict[Channel, int] = Field(
         default_factory=lambda: dict(DEFAULT_RESPONSE_PROMISES)
     )
+
+    # Evidence files: where they are kept (INTAKE_EVIDENCE_BACKEND=local|s3) and their limits.
+    evidence_backend: Literal["local", "s3"] = "local"
+    evidence_local_directory: Path = Path(".run/evidence")
+    evidence_s3_endpoint_url: str | None = None  # None: AWS itself
+    evidence_s3_bucket: str | None = None
+    evidence_s3_region: str = "us-east-1"
+    evidence_s3_access_key_id: str | None = None  # None: the usual AWS credential chain
+    evidence_s3_secret_access_key: SecretStr | None = None
+    evidence_s3_key_prefix: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9_.\-]*/)?$")
+    evidence_max_image_bytes: int = Field(default=10 * MIB, ge=1024)
+    evidence_max_video_bytes: int = Field(default=100 * MIB, ge=1024)
+    evidence_max_document_bytes: int = Field(default=10 * MIB, ge=1024)
+    # At most 20: the create request refuses longer `evidence_ids` lists before this is read.
+    evidence_max_per_complaint: int = Field(default=10, ge=0, le=20)
+    # Uploads not yet attached to a complaint, per storefront and customer: a soft cap (two
+    # concurrent uploads may both pass it) that keeps one caller from filling the storage.
+    evidence_max_unattached_per_customer: int = Field(default=20, ge=1)
+    # Uploads never attached to a complaint are deleted, file and row, after this long.
+    evidence_unattached_max_age_hours: float = Field(default=24, gt=0)
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> "Settings":
+        if self.evidence_backend == "s3" and not self.evidence_s3_bucket:
+            raise ValueError("INTAKE_EVIDENCE_BACKEND=s3 needs INTAKE_EVIDENCE_S3_BUCKET")
+        return self
+
+    @property
+    def evidence_limits(self) -> EvidenceLimits:
+        """The evidence rules' numbers."""
+        return EvidenceLimits(
+            max_bytes={
+                SizeClass.IMAGE: self.evidence_max_image_bytes,
+                SizeClass.VIDEO: self.evidence_max_video_bytes,
+                SizeClass.DOCUMENT: self.evidence_max_document_bytes,
+            },
+            max_per_complaint=self.evidence_max_per_complaint,
+        )
+
+    def body_limits_by_path_prefix(self) -> dict[str, int]:
+        """Evidence uploads may carry the largest file plus the form's other parts."""
+        return {EVIDENCE_PATH: self.evidence_limits.largest_file_bytes + MULTIPART_OVERHEAD_BYTES}
 
 
 @lru_cache
