@@ -64,6 +64,30 @@ class ConflictError(ProblemError):
     type_slug = "conflict"
 
 
+class GoneError(ProblemError):
+    """The resource existed and was deliberately removed (e.g. erased content)."""
+
+    status = 410
+    title = "Gone"
+    type_slug = "gone"
+
+
+class ContentTooLargeError(ProblemError):
+    """The request carries more than this operation takes."""
+
+    status = 413
+    title = "Content too large"
+    type_slug = "content-too-large"
+
+
+class UnsupportedMediaTypeError(ProblemError):
+    """The request (or a file in it) is in a format this operation does not take."""
+
+    status = 415
+    title = "Unsupported media type"
+    type_slug = "unsupported-media-type"
+
+
 class UnprocessableError(ProblemError):
     """The request is well-formed but cannot be accepted as it is."""
 
@@ -101,11 +125,14 @@ class Problem(BaseModel):
 
 
 PROBLEM_DESCRIPTIONS = {
+    400: "Malformed request",
     401: "No credentials, or credentials that are not accepted",
     403: "The caller's role may not use this operation",
     404: "Not found, or outside the caller's scope",
     409: "Conflicts with the current state",
+    410: "Removed on purpose",
     413: "Request body too large",
+    415: "Unsupported media type",
     422: "Invalid request",
     429: "Rate limit reached; see Retry-After",
 }
