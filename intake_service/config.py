@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from intake_service.domain.evidence import MIB, EvidenceLimits, SizeClass
@@ -58,6 +58,17 @@ class Settings(PiiSettings):
     evidence_max_unattached_per_customer: int = Field(default=20, ge=1)
     # Uploads never attached to a complaint are deleted, file and row, after this long.
     evidence_unattached_max_age_hours: float = Field(default=24, gt=0)
+
+    @field_validator(
+        "evidence_s3_endpoint_url",
+        "evidence_s3_access_key_id",
+        "evidence_s3_secret_access_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An empty value in a manifest means unset: AWS itself, the usual credential chain.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> "Settings":

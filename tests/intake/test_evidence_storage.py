@@ -202,3 +202,37 @@ class TestS3:
         await s3.put("evidence/ab/again", b"1")
         await s3.aclose()
         assert await read_all(s3, "evidence/ab/again") == b"1"
+
+
+class TestSelection:
+    def test_the_backend_is_chosen_by_setting(self, tmp_path: Path):
+        from intake_service.config import Settings
+        from intake_service.storage import create_storage
+
+        local = create_storage(Settings(evidence_local_directory=tmp_path))
+        assert isinstance(local, LocalDirectoryStorage)
+        assert local.root == tmp_path
+        s3 = create_storage(
+            Settings(
+                evidence_backend="s3",
+                evidence_s3_bucket="b",
+                evidence_s3_endpoint_url="",  # as a manifest leaves it: AWS itself
+                evidence_s3_secret_access_key="",
+            )
+        )
+        assert isinstance(s3, S3Storage)
+        assert (s3.bucket, s3.endpoint_url) == ("b", None)
+
+    def test_s3_without_a_bucket_is_refused_at_startup(self):
+        from pydantic import ValidationError
+
+        from intake_service.config import Settings
+
+        with pytest.raises(ValidationError, match="INTAKE_EVIDENCE_S3_BUCKET"):
+            Settings(evidence_backend="s3")
+
+    def test_evidence_uploads_get_a_body_limit_of_their_own(self):
+        from intake_service.config import Settings
+
+        limits = Settings(evidence_max_video_bytes=50 * MIB).body_limits_by_path_prefix()
+        assert limits == {"/v1/evidence": 50 * MIB + 64 * 1024}
