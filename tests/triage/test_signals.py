@@ -33,6 +33,9 @@ class TestText:
     def test_numbers_fold_to_one_shape(self):
         assert feature_words(normalize("order 20240611778")) == ["order", "0"]
 
+    def test_a_comma_between_words_splits_them(self):
+        assert feature_words(normalize("stitches，sorry")) == ["stitches", "sorry"]
+
     def test_contrast_words_end_a_clause(self):
         parts = clauses(normalize("没有受伤但是箱子破了"))
         assert [part.tokens for part in parts] == [("没有", "受伤"), ("箱子", "破", "了")]

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import rjieba
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-# One run of Chinese, one Latin word (digits and inner ' - . , kept: "e-mail", "1,200.50"),
-# or any other single visible character (emoji, currency signs, punctuation).
+# One run of Chinese, one number ("1,200.50"), one Latin word ("e-mail", "didn't"), or any
+# other single visible character (emoji, currency signs, punctuation). Commas and points join
+# digits only: "stitches,sorry" is two words.
 _RUNS = re.compile(
     rf"(?P<cjk>[{_CJK}]+)"
-    r"|(?P<word>[a-z0-9]+(?:['\-.,][a-z0-9]+)*)"
+    r"|(?P<word>\d+(?:[.,]\d+)+|[a-z0-9]+(?:['\-][a-z0-9]+)*)"
     r"|(?P<other>\S)"
 )
 # Text is NFKC-normalised first, so full-width commas, question marks and the like arrive
