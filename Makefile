@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help prerequisites install infra up credentials down status logs migrate lint format test test-fast bench bench-tools profile clean
+.PHONY: help prerequisites install infra up credentials down status logs migrate lint format test test-fast bench bench-tools profile classify-report clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ bench: install  ## every throughput/latency/growth target, measured; saves bench
 
 profile: install  ## flame graphs under wrk load (PROFILE_SERVICES=intake,...): bench-results/
 	$(PY) -m tests.bench.profile
+
+classify-report: install  ## train triage's classifier, score it on the held-out split: bench-results/
+	$(PY) -m triage_service.classify_report
 
 clean:  ## remove the venv and local state (not the jar cache)
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache
