@@ -1,13 +1,17 @@
 """Intake settings (env prefix INTAKE_)."""
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from intake_service.domain.evidence import MIB, EvidenceLimits, SizeClass
+from intake_service.domain.scope import ScopePolicy
+from intake_service.domain.windows import AfterSalesWindows
 from shared.events.vocabulary import Channel
 from shared.settings import PiiSettings
 
@@ -38,6 +42,24 @@ class Settings(PiiSettings):
     response_promise_seconds: dict[Channel, int] = Field(
         default_factory=lambda: dict(DEFAULT_RESPONSE_PROMISES)
     )
+    # A channel without a promise of its own gets this one.
+    default_response_promise_seconds: int = Field(default=24 * 3600, gt=0)
+    # Complaint numbers follow the business's calendar month.
+    business_timezone: str = "Asia/Shanghai"
+    # After-sales windows from delivery, in days (domain/windows.py explains them).
+    no_reason_return_days: int = Field(default=7, ge=0)
+    quality_return_days: int = Field(default=15, ge=0)
+    exchange_days: int = Field(default=15, ge=0)
+    warranty_days: int = Field(default=365, ge=0)
+    # A customer asked for missing information is expected to answer within this.
+    info_answer_within_hours: int = Field(default=48, gt=0)
+    # Same customer, order and target within this many days: linked to the open complaint.
+    duplicate_window_days: int = Field(default=30, gt=0)
+    # Open complaints one customer may have at once; one more is refused with 429.
+    max_open_complaints_per_customer: int = Field(default=10, gt=0)
+    # Compensation above this multiple of the order amount is declined as out of policy.
+    max_compensation_to_order_ratio: Decimal = Field(default=Decimal("10"), gt=0)
+    history_page_size: int = Field(default=20, gt=0, le=100)
 
     # Evidence files: where they are kept (INTAKE_EVIDENCE_BACKEND=local|s3) and their limits.
     evidence_backend: Literal["local", "s3"] = "local"
@@ -91,6 +113,26 @@ class Settings(PiiSettings):
     def body_limits_by_path_prefix(self) -> dict[str, int]:
         """Evidence uploads may carry the largest file plus the form's other parts."""
         return {EVIDENCE_PATH: self.evidence_limits.largest_file_bytes + MULTIPART_OVERHEAD_BYTES}
+
+    @property
+    def after_sales_windows(self) -> AfterSalesWindows:
+        """The after-sales windows' numbers."""
+        return AfterSalesWindows(
+            no_reason_return_days=self.no_reason_return_days,
+            quality_return_days=self.quality_return_days,
+            exchange_days=self.exchange_days,
+            warranty_days=self.warranty_days,
+        )
+
+    @property
+    def scope_policy(self) -> ScopePolicy:
+        """The scope rules' numbers."""
+        return ScopePolicy(max_compensation_to_order_ratio=self.max_compensation_to_order_ratio)
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The business's time zone (complaint numbers follow its calendar month)."""
+        return ZoneInfo(self.business_timezone)
 
 
 @lru_cache

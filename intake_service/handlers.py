@@ -1,3 +1,22 @@
-"""Intake consumes no events yet: complaints enter over HTTP only."""
+"""Intake's Kafka handlers: the other services' events feed the customer's view."""
 
-HANDLERS: dict[str, object] = {}
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake_service import service
+from shared.events import EventEnvelope, Topic
+from shared.messaging import Handler
+
+
+async def on_view_event(session: AsyncSession, event: EventEnvelope[Any]) -> None:
+    """Adds the event's step to the complaint's timeline and moves its visible state."""
+    await service.apply_event_to_view(session, event)
+
+
+# Subscribed per event type the customer's view knows; others are skipped from their headers.
+SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
+    Topic.TRIAGE_COMPLAINT: {"complaint.triaged": on_view_event},
+    Topic.RESOLUTION_CASE: {"case.opened": on_view_event},
+    Topic.NOTIFICATION_DELIVERY: {"acknowledgement.recorded": on_view_event},
+}

@@ -6,6 +6,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Table,
@@ -18,7 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.auth.tables import access_tables
 from shared.db import make_metadata
-from shared.messaging import Outbox, outbox_table
+from shared.messaging import Outbox, inbox_table, outbox_table
 from shared.timers import timers_table
 
 SCHEMA = "intake"
@@ -48,6 +49,23 @@ complaints = Table(
     Column("correlation_id", Text, nullable=False),
     # The storefront whose API key posted it: its reads are scoped to this (null before 0004).
     Column("storefront_id", Text, nullable=True),
+    # The front door's fields (intake_0006): the order, when it happened, why after-sales.
+    Column("order", JSONB, nullable=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=True),
+    Column("after_sales_reason", Text, nullable=True),
+    Column("customer_flags", JSONB, nullable=False, server_default="[]"),
+    # The initial checks' decisions: what is missing, why rejected, other notes.
+    Column("missing", JSONB, nullable=False, server_default="[]"),
+    Column("info_due_at", DateTime(timezone=True), nullable=True),
+    Column("rejection", JSONB, nullable=True),
+    Column("notes", JSONB, nullable=False, server_default="[]"),
+    # The customer's view, fed by intake's decisions and the other services' events.
+    Column("visible_state", Text, nullable=False, server_default="pending_acceptance"),
+    Column("state_changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("next_step", Text, nullable=True),
+    Column("next_step_due_at", DateTime(timezone=True), nullable=True),
+    Column("withdrawn_at", DateTime(timezone=True), nullable=True),
+    Column("erased_at", DateTime(timezone=True), nullable=True),
     Index("ix_complaints_customer_id_received_at", "customer_id", "received_at"),
     Index("ix_complaints_merchant_id_received_at", "merchant_id", "received_at"),
 )
@@ -100,7 +118,45 @@ evidence = Table(
     ),
 )
 
+# The customer-visible steps of each complaint, in order (the customer's timeline).
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("complaint_id", Uuid, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("code", Text, nullable=False),
+    Column("summary_zh", Text, nullable=False),
+    Column("summary_en", Text, nullable=False),
+    Column("details", JSONB, nullable=False, server_default="{}"),
+    Index("ix_timeline_complaint_id_at", "complaint_id", "at"),
+)
+
+# Accounts flagged (e.g. suspected abuse): complaints carry the flag, remedies need approval.
+account_flags = Table(
+    "account_flags",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("flag", Text, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("flagged_at", DateTime(timezone=True), nullable=False),
+    Column("flagged_by", Text, nullable=False),
+)
+
+# Each erasure request carried out: what it covered (no personal data kept here).
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("requested_by", Text, nullable=False),
+    Column("complaints_redacted", Integer, nullable=False),
+    Column("evidence_deleted", Integer, nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
+
 outbox = Outbox(outbox_table(metadata))
+inbox = inbox_table(metadata)
 timers = timers_table(metadata)
 # Principals (API keys, people) this service accepts: written by `python -m services access`.
 api_keys, users = access_tables(metadata)

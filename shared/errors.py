@@ -16,6 +16,10 @@ logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
+# Members every problem document has: an extension may not replace them.
+RESERVED_PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
+
+
 class ProblemError(Exception):
     """A domain or request error with its HTTP status and a human-readable detail."""
 
@@ -26,6 +30,9 @@ class ProblemError(Exception):
     def __init__(
         self, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any
     ) -> None:
+        clashing = RESERVED_PROBLEM_MEMBERS & extensions.keys()
+        if clashing:
+            raise ValueError(f"problem extensions may not be named {sorted(clashing)}")
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions

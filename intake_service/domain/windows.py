@@ -18,6 +18,12 @@ from intake_service.domain.facts import ComplaintFacts
 from shared.events.vocabulary import AfterSalesReason, DemandType
 
 SECONDS_PER_DAY = 86400
+WINDOW_EXPIRED_CODE = "after_sales_window_expired"
+# Where a customer can still turn once the shop's after-sales window has closed.
+WINDOW_ALTERNATIVE = (
+    "the manufacturer's warranty service for defects, or the national consumer complaint "
+    "platform 12315 (全国12315平台) for a dispute with the merchant"
+)
 
 
 @dataclass(frozen=True)

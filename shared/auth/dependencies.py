@@ -53,7 +53,8 @@ def allow(*roles: Role) -> Authorizer:
         request: Request,
         api_key: Annotated[str | None, Depends(API_KEY_SCHEME)],
         bearer: Annotated[str | None, Depends(BEARER_SCHEME)],
-        customer_id: Annotated[
+        # Not named customer_id: routes have a customer_id path parameter of their own.
+        signed_in_customer: Annotated[
             str | None,
             Header(
                 alias=CUSTOMER_HEADER,
@@ -73,8 +74,8 @@ def allow(*roles: Role) -> Authorizer:
         access.enforce_rate_limit(principal)
         if principal.role not in admitted:
             raise ForbiddenError(f"this operation is for {names}; you are {principal.role.value}")
-        if principal.role is Role.STOREFRONT and customer_id:
-            principal = replace(principal, customer_id=customer_id)
+        if principal.role is Role.STOREFRONT and signed_in_customer:
+            principal = replace(principal, customer_id=signed_in_customer)
         request.state.principal = principal
         return principal
 

@@ -3,10 +3,13 @@
 wrk fills the template in Lua (tests/bench/wrk_complaint.lua), vegeta gets it pre-filled from
 Python; both must post the same shape, so both read it from here. `@N@` is unique to the
 request (phase, run token, number: it also makes the order number), `@C@` its customer (a
-few thousand customers, each with a history).
+few thousand customers per phase and run, each with a short history: intake caps the open
+complaints one customer may have, so runs must not pile onto the same customers).
+The order was delivered yesterday: its return is within the after-sales window.
 """
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 CUSTOMERS = 5000
@@ -19,7 +22,21 @@ _TEMPLATE: dict[str, Any] = {
         "phone": "13800138000",
         "preferred_channel": "sms",
     },
-    "order_number": "bench-order-@N@",
+    "order": {
+        "number": "bench-order-@N@",
+        "placed_at": (datetime.now(UTC) - timedelta(days=3)).isoformat(),
+        "delivered_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+        "amount": "299.00",
+        "items": [
+            {
+                "sku": "ITEM-A",
+                "name": "Item A",
+                "spec": "1.5L",
+                "quantity": 1,
+                "unit_price": "299.00",
+            }
+        ],
+    },
     "merchant_id": "m-4471",
     "channel": "chat",
     "target": "product",
@@ -33,7 +50,6 @@ _TEMPLATE: dict[str, Any] = {
         {"type": "refund"},
         {"type": "compensation", "amount": "100"},
     ],
-    "product": {"name": "Item A", "spec": "1.5L", "quantity": 1},
 }
 
 BODY_TEMPLATE = json.dumps(_TEMPLATE, ensure_ascii=False, separators=(",", ":"))
@@ -41,7 +57,7 @@ BODY_TEMPLATE = json.dumps(_TEMPLATE, ensure_ascii=False, separators=(",", ":"))
 
 def complaint_json(token: str, n: int) -> str:
     """The body of request n, as JSON text; `token` (phase and run) keeps it unique."""
-    return BODY_TEMPLATE.replace("@N@", f"{token}-{n}").replace("@C@", str(n % CUSTOMERS))
+    return BODY_TEMPLATE.replace("@N@", f"{token}-{n}").replace("@C@", f"{token}-{n % CUSTOMERS}")
 
 
 def idempotency_key(token: str, n: int) -> str:

@@ -35,9 +35,11 @@ function request()
    counter = counter + 1
    -- Threads never collide: a thread would need a billion requests to reach the next one.
    local n = string.format("%d", thread_id * 1000000000 + counter)
-   local customer = tostring(counter % 5000)
    -- The phase is part of every key: a warm-up run must not make the measured run replay.
    local unique = phase .. "-" .. token .. "-" .. n
+   -- A few thousand customers per thread, phase and run: intake caps each one's open
+   -- complaints, so runs must not pile onto the same customers.
+   local customer = phase .. "-" .. token .. "-" .. thread_id .. "-" .. tostring(counter % 2500)
    local body = template:gsub("@N@", unique):gsub("@C@", customer)
    local headers = {
       ["Content-Type"] = "application/json",

@@ -259,3 +259,11 @@ def test_an_acknowledgement_is_a_step_without_a_state():
     assert change is not None
     assert change.step.code == "acknowledgement_sent"
     assert apply_change(view(), change, NOW + timedelta(hours=1)) is None
+
+
+def test_intake_subscribes_to_exactly_the_events_its_view_knows():
+    from intake_service.domain.customer_view import VIEW_RULES
+    from intake_service.handlers import SUBSCRIPTIONS
+
+    subscribed = {event for handlers in SUBSCRIPTIONS.values() for event in handlers}
+    assert subscribed == set(VIEW_RULES)

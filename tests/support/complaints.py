@@ -6,6 +6,7 @@ can look for all of them in everything the run wrote.
 """
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -35,15 +36,40 @@ def register_pii(*values: str) -> None:
     SUBMITTED_PII.update(value for value in values if value)
 
 
+def order_for(n: int, **overrides: Any) -> dict[str, Any]:
+    """A new order delivered yesterday (inside every after-sales window), one item, 299 yuan.
+
+    Each call is a different order: the same customer, order and target again would be linked
+    to the open complaint as a duplicate. Pass `number` to complain about one order twice.
+    """
+    now = datetime.now(UTC)
+    order: dict[str, Any] = {
+        "number": f"2024042800{n:03d}-{uuid.uuid4().hex[:10]}",
+        "placed_at": (now - timedelta(days=4)).isoformat(),
+        "delivered_at": (now - timedelta(days=1)).isoformat(),
+        "amount": "299.00",
+        "currency": "CNY",
+        "items": [
+            {"sku": f"SKU-{n % 50}", "name": "Item A", "spec": "1.5L", "unit_price": "299.00"}
+        ],
+    }
+    order.update(overrides)
+    return order
+
+
 def complaint_body(n: int = 0, **overrides: Any) -> dict[str, Any]:
-    """A valid complaint body; `n` makes customer, contact and order distinct."""
+    """A complete complaint that passes intake's checks; `n` makes customer and order distinct.
+
+    A return and refund (no reason given: the 7-day no-reason window applies) plus a coupon,
+    for an order delivered yesterday.
+    """
     body: dict[str, Any] = {
         "customer": {
             "customer_id": f"cust-{n}",
             **personal_data(n),
             "preferred_channel": "sms",
         },
-        "order_number": f"2024042800{n:03d}",
+        "order": order_for(n),
         "merchant_id": f"m-{n % 7}",
         "channel": "app",
         "target": "product",

@@ -1,5 +1,6 @@
 """The four services as real processes against the run's database and topics."""
 
+import os
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -10,6 +11,8 @@ from tests.support.auth import auth_test_env
 from tests.support.stack import REPO_ROOT, StackUnderTest
 
 TEST_PORT_OFFSET = 10_000  # 18001-18004: beside a `make up` on 8001-8004
+# Where this test session's intake processes keep evidence files (tests look inside).
+TEST_EVIDENCE_DIRECTORY = REPO_ROOT / ".run" / "test-evidence" / str(os.getpid())
 
 
 @dataclass
@@ -38,12 +41,20 @@ class Platform:
         return self.processes[name].log_path.read_text(errors="replace")
 
 
+# Intake's cap on open complaints per customer on the test platform: low enough for a test to
+# reach it quickly, high enough that the suite's few shared customers never do.
+TEST_OPEN_COMPLAINTS_CAP = 20
+
+
 def service_test_env(name: str) -> dict[str, str]:
     """Settings that make failure tests quicker without changing behaviour."""
     prefix = BY_NAME[name].env_prefix
+    evidence = {"INTAKE_EVIDENCE_LOCAL_DIRECTORY": str(TEST_EVIDENCE_DIRECTORY)}
     return {
         **auth_test_env(),
+        **(evidence if name == "intake" else {}),
         f"{prefix}ENVIRONMENT": "test",
+        f"{prefix}MAX_OPEN_COMPLAINTS_PER_CUSTOMER": str(TEST_OPEN_COMPLAINTS_CAP),
         # A killed member's partitions move after the session timeout: keep it short.
         f"{prefix}KAFKA_SESSION_TIMEOUT_MS": "6000",
         f"{prefix}DB_POOL_SIZE": "5",

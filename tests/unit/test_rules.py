@@ -62,7 +62,9 @@ class TestComplaintValidation:
     def test_delivery_cannot_be_in_the_future(self):
         future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         with pytest.raises(ValidationError, match="future"):
-            ComplaintCreate.model_validate({**VALID, "delivered_at": future})
+            ComplaintCreate.model_validate(
+                {**VALID, "order": {"number": "o-1", "delivered_at": future}}
+            )
 
     def test_a_demand_type_appears_once(self):
         with pytest.raises(ValidationError, match="once"):
