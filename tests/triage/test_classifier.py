@@ -122,3 +122,13 @@ def test_a_correction_replaces_the_base_example_with_the_same_text():
     corrected = retrain(base, [relabelled], correction_weight=20.0)
     assert corrected.training_size == len(base)
     assert corrected.predict(base[0].complaint).subcategory == "other"
+
+
+def test_a_model_of_two_tags_predicts_like_any_other():
+    two = [e for e in packaged_examples() if e.subcategory in {"lost", "rude"}]
+    model = train(two)
+    prediction = model.predict(Complaint("快递丢了，一直找不到"))
+    assert prediction.subcategory == "lost"
+    assert prediction.alternatives[0][0] == "rude"
+    assert prediction.confidence + prediction.alternatives[0][1] == pytest.approx(1, abs=1e-3)
+    assert model.predict_many([Complaint("快递丢了，一直找不到")]) == [prediction]

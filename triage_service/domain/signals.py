@@ -172,14 +172,6 @@ class _TextView:
             frozenset(word for part in parts for word in part.tokens),
         )
 
-    def may_contain(self, term: _Term) -> bool:
-        if term.cjk is not None:
-            return term.cjk in self.characters
-        first = term.words[0]
-        if len(term.words) == 1 and term.prefix_last:
-            return any(word.startswith(first) for word in self.words)
-        return first in self.words
-
 
 @dataclass(frozen=True)
 class _Match:
@@ -207,24 +199,71 @@ class SignalReader:
         }
         self._amount_pattern = _amount_pattern(lexicon.money)
         self._money = lexicon.money
+        # An index from what a text must contain to the terms that might then match, so a
+        # complaint is checked against its few candidate terms rather than the whole lexicon.
+        every = [term for terms in self._terms.values() for term in terms]
+        every += [
+            term
+            for combinations in self._combinations.values()
+            for combination in combinations
+            for group in combination
+            for term in group
+        ]
+        self._by_key: dict[str, list[_Term]] = {}
+        self._prefix_terms: list[_Term] = []
+        for term in every:
+            if term.cjk is None and len(term.words) == 1 and term.prefix_last:
+                self._prefix_terms.append(term)
+            else:
+                key = term.cjk if term.cjk is not None else term.words[0]
+                self._by_key.setdefault(key, []).append(term)
+        self._cjk_lengths = sorted({len(term.cjk) for term in every if term.cjk is not None})
 
     def read(self, text: str) -> tuple[SignalHit, ...]:
         """Every signal the text states, in lexicon order (negated terms do not count)."""
         view = _TextView.of(text)
+        candidates = self._candidates(view)
+        if not candidates:
+            return ()
         hits = []
         for signal in self.lexicon.signals:
-            evidence = self._evidence(signal, view)
+            evidence = self._evidence(signal, view, candidates)
             if evidence is not None:
                 hits.append(SignalHit(signal.code, evidence))
         return tuple(hits)
 
-    def _evidence(self, signal: SignalDefinition, view: "_TextView") -> str | None:
+    def _candidates(self, view: "_TextView") -> set[int]:
+        """Ids of the terms whose first word or Chinese characters occur in the text."""
+        found: set[int] = set()
+        characters = view.characters
+        for length in self._cjk_lengths:
+            for start in range(len(characters) - length + 1):
+                for term in self._by_key.get(characters[start : start + length], ()):
+                    found.add(id(term))
+        for word in view.words:
+            for term in self._by_key.get(word, ()):
+                found.add(id(term))
+        for term in self._prefix_terms:
+            if any(word.startswith(term.words[0]) for word in view.words):
+                found.add(id(term))
+        return found
+
+    def _evidence(
+        self, signal: SignalDefinition, view: "_TextView", candidates: set[int]
+    ) -> str | None:
         for term in self._terms[signal.code]:
-            if self._found(term, view, negatable=signal.negatable):
+            if id(term) in candidates and self._found(term, view, signal.negatable):
                 return term.written
         for combination in self._combinations[signal.code]:
             found = [
-                next((t for t in group if self._found(t, view, signal.negatable)), None)
+                next(
+                    (
+                        term
+                        for term in group
+                        if id(term) in candidates and self._found(term, view, signal.negatable)
+                    ),
+                    None,
+                )
                 for group in combination
             ]
             if all(term is not None for term in found):
@@ -232,9 +271,6 @@ class SignalReader:
         return None
 
     def _found(self, term: _Term, view: "_TextView", negatable: bool) -> bool:
-        # A cheap look at the whole text first: most terms are absent from most complaints.
-        if not view.may_contain(term):
-            return False
         return any(
             not (negatable and match.negated)
             for part in view.clauses

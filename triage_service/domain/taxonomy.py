@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from shared.events.vocabulary import CODE_PATTERN, Priority
 
@@ -76,6 +76,19 @@ class Taxonomy(_Strict):
     teams: tuple[str, ...]
     fallback_team: str
     categories: tuple[Category, ...]
+    _categories_by_code: dict[str, Category] = PrivateAttr(default_factory=dict)
+    _subcategories_by_code: dict[str, tuple[Category, Subcategory]] = PrivateAttr(
+        default_factory=dict
+    )
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Indexes the codes once: lookups run for every complaint."""
+        self._categories_by_code = {category.code: category for category in self.categories}
+        self._subcategories_by_code = {
+            sub.code: (category, sub)
+            for category in self.categories
+            for sub in category.subcategories
+        }
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -110,26 +123,20 @@ class Taxonomy(_Strict):
 
     def category(self, code: str) -> Category:
         """The level-1 category with this code; KeyError when unknown."""
-        return self._categories_by_code()[code]
+        return self._categories_by_code[code]
 
     def subcategory(self, code: str) -> Subcategory:
         """The level-2 tag with this code; KeyError when unknown."""
-        return self._subcategories_by_code()[code][1]
+        return self._subcategories_by_code[code][1]
 
     def category_of(self, subcategory_code: str) -> str:
         """The level-1 code a level-2 code belongs to; KeyError when unknown."""
-        return self._subcategories_by_code()[subcategory_code][0].code
+        return self._subcategories_by_code[subcategory_code][0].code
 
     def team_for(self, category_code: str) -> str:
         """The team owning a level-1 code; an unknown code goes to the fallback team."""
-        found = self._categories_by_code().get(category_code)
+        found = self._categories_by_code.get(category_code)
         return found.team if found is not None else self.fallback_team
-
-    def _categories_by_code(self) -> dict[str, Category]:
-        return {category.code: category for category in self.categories}
-
-    def _subcategories_by_code(self) -> dict[str, tuple[Category, Subcategory]]:
-        return {sub.code: (c, sub) for c in self.categories for sub in c.subcategories}
 
 
 def _refuse_duplicates(what: str, codes: Any) -> None:
