@@ -406,7 +406,7 @@ async def receive_complaint(
         },
     )
     await attach_evidence(session, complaint_id=complaint_id, evidence=evidence)
-    await _emit_outcome(session, values, outcome, settings=settings, causation=None)
+    await _emit_outcome(session, values, outcome, settings=settings, evidence=evidence)
     return _receipt(values, outcome)
 
 
@@ -473,7 +473,7 @@ async def _emit_outcome(
     outcome: CheckOutcome,
     *,
     settings: Settings,
-    causation: EventEnvelope[Any] | None,
+    evidence: Sequence[EvidenceRef],
 ) -> None:
     """Emits what became of a complaint: received, info requested or rejected."""
     sealed = seal(values["contact"], settings.pii_keyring)
@@ -502,7 +502,7 @@ async def _emit_outcome(
             occurred_at=values["occurred_at"],
             after_sales_reason=values["after_sales_reason"],
             customer_flags=list(values["customer_flags"]),
-            evidence=await complaint_evidence_refs(session, values["id"]),
+            evidence=list(evidence),
         )
     elif outcome.status is IntakeStatus.NEEDS_INFO:
         payload = ComplaintInfoRequested(
@@ -530,7 +530,7 @@ async def _emit_outcome(
             alternative=outcome.rejection.alternative,
             rejected_at=now,
         )
-    await _emit(session, payload, values, causation=causation)
+    await _emit(session, payload, values)
 
 
 async def _emit(
@@ -803,7 +803,24 @@ async def supplement_complaint(
         else [Demand.model_validate(d) for d in row.demands]
     )
     occurred_at = supplement.occurred_at or row.occurred_at
-    evidence_count = len(await _evidence_ids(session, row.id)) + len(supplement.evidence_ids)
+    attached = await complaint_evidence_refs(session, row.id)
+    supplied_evidence = await lock_evidence_for_complaint(
+        session,
+        evidence_ids=supplement.evidence_ids,
+        storefront_id=row.storefront_id,
+        customer_id=row.customer_id,
+        settings=settings,
+    )
+    evidence = [*attached, *supplied_evidence]
+    limit = settings.evidence_max_per_complaint
+    if len(evidence) > limit:
+        raise EvidenceNotAttachableError(
+            f"a complaint may carry at most {limit} evidence files; it has {len(attached)} "
+            f"and {len(supplied_evidence)} more were named",
+            limit=limit,
+        )
+    await attach_evidence(session, complaint_id=row.id, evidence=supplied_evidence)
+    evidence_count = len(evidence)
     facts = complaint_facts(
         target=row.target,
         demands=demands,
@@ -881,7 +898,7 @@ async def supplement_complaint(
         await _record_step(
             session, row.id, intake_step(outcome.status, **_step_details(outcome)), at=now
         )
-    await _emit_outcome(session, values, outcome, settings=settings, causation=None)
+    await _emit_outcome(session, values, outcome, settings=settings, evidence=evidence)
     return _receipt(values, outcome)
 
 
