@@ -36,7 +36,13 @@ class ServiceEntry:
 
 
 CATALOG: tuple[ServiceEntry, ...] = (
-    ServiceEntry("intake", 8001, (), (Topic.INTAKE_COMPLAINT,)),
+    # Intake reads the others' events for the customer's view of each complaint.
+    ServiceEntry(
+        "intake",
+        8001,
+        (Topic.TRIAGE_COMPLAINT, Topic.RESOLUTION_CASE, Topic.NOTIFICATION_DELIVERY),
+        (Topic.INTAKE_COMPLAINT,),
+    ),
     ServiceEntry("triage", 8002, (Topic.INTAKE_COMPLAINT,), (Topic.TRIAGE_COMPLAINT,)),
     ServiceEntry("resolution", 8003, (Topic.TRIAGE_COMPLAINT,), (Topic.RESOLUTION_CASE,)),
     ServiceEntry(

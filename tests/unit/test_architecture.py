@@ -61,3 +61,15 @@ def test_service_has_the_conventional_modules(service: str):
     ):
         assert (ROOT / service / f"{module}.py").exists(), f"{service}/{module}.py missing"
     assert (ROOT / service / "migrations" / "env.py").exists()
+
+
+def test_the_catalog_names_exactly_the_topics_each_service_subscribes_to():
+    # Kafka ACLs and the bench's lag probe read topics_in: it must match the handlers.
+    import importlib
+
+    from services.catalog import CATALOG
+
+    for entry in CATALOG:
+        handlers = importlib.import_module(f"{entry.package}.handlers")
+        subscribed = set(getattr(handlers, "SUBSCRIPTIONS", {}))
+        assert subscribed == set(entry.topics_in), entry.name
