@@ -428,7 +428,20 @@ class ComplaintView(BaseModel):
                         {"type": "return", "amount": None, "currency": "CNY"},
                         {"type": "refund", "amount": None, "currency": "CNY"},
                     ],
-                    "evidence_ids": ["0b8a3c62-4f0e-4a59-9a43-6c1f5d9e2a11"],
+                    "evidence": [
+                        {
+                            "evidence_id": "0b8a3c62-4f0e-4a59-9a43-6c1f5d9e2a11",
+                            "complaint_id": "5f0c6a4e-2d7b-4d8e-9a51-3b2f7f1c9e20",
+                            "kind": "photo",
+                            "media_type": "image/jpeg",
+                            "size_bytes": 482113,
+                            "sha256": "9f2b5c0e6d1a4b7c8e3f0a1d2c4b6e8f"
+                            "0a2c4e6b8d0f1a3c5e7b9d1f3a5c7e9b",
+                            "filename": "kettle-crack.jpg",
+                            "uploaded_at": "2024-05-10T09:28:41+08:00",
+                            "erased_at": None,
+                        }
+                    ],
                     "occurred_at": "2024-05-08T15:40:00+08:00",
                     "received_at": "2024-05-10T09:30:00+08:00",
                     "respond_by": "2024-05-10T09:31:00+08:00",
@@ -461,7 +474,6 @@ class ComplaintView(BaseModel):
     merchant_id: str
     description: str
     demands: list[Demand]
-    evidence_ids: list[UUID]
     evidence: list[EvidenceView] = Field(default_factory=list)
     occurred_at: datetime | None
     received_at: datetime

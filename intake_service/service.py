@@ -638,7 +638,6 @@ async def _view(
         raise NotFoundError(missing)
     _ensure_visible(principal, row, missing)
     steps = await repository.timeline_of(session, complaint_id=row.id)
-    evidence_ids = await _evidence_ids(session, row.id)
     contact = row.contact if row.erased_at is None else None
     return ComplaintView(
         complaint_id=row.id,
@@ -673,7 +672,6 @@ async def _view(
         merchant_id=row.merchant_id,
         description=row.description,
         demands=row.demands,
-        evidence_ids=evidence_ids,
         evidence=await complaint_evidence(session, complaint_id=row.id, principal=principal),
         occurred_at=row.occurred_at,
         received_at=row.received_at,
@@ -686,11 +684,6 @@ async def _view(
         erased=row.erased_at is not None,
         correlation_id=row.correlation_id,
     )
-
-
-async def _evidence_ids(session: AsyncSession, complaint_id: UUID) -> list[UUID]:
-    rows = await repository.list_complaint_evidence(session, complaint_id=complaint_id)
-    return [row.id for row in rows]
 
 
 def _next_step_view(row: Any) -> NextStepView | None:

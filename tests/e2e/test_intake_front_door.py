@@ -169,7 +169,7 @@ class TestNeedsInfo:
                 httpx.AsyncClient(timeout=10, headers=bearer("test-admin")), platform, complaint_id
             )
             assert "photo of the crack attached" in shown["description"]
-            assert shown["evidence_ids"] == [evidence_id]
+            assert [item["evidence_id"] for item in shown["evidence"]] == [evidence_id]
             codes = [step["code"] for step in shown["timeline"]]
             assert codes[:3] == ["needs_info", "info_supplied", "info_supplied"]
 
