@@ -1,0 +1,1 @@
+"""Notification's rules, pure: who hears what, messages, preferences, retries, surveys."""
