@@ -172,8 +172,8 @@ class SlaAlert(MessageContext):
     """complaint.sla_warning and _breached, to the assigned agent and the supervisor."""
 
     complaint_number: str = Field(min_length=1)
-    # first_response or resolution.
-    deadline: str = Field(pattern=CODE_PATTERN)
+    # Which deadline, as triage names its SLA clocks: first_response or resolution.
+    clock: str = Field(pattern=CODE_PATTERN)
     due_at: AwareDatetime
     priority: str = Field(pattern=CODE_PATTERN)
     team: str = Field(min_length=1)
@@ -274,7 +274,7 @@ SAMPLES: dict[str, MessageContext] = {
     ),
     "complaint.sla_warning": SlaAlert(
         complaint_number=_NUMBER,
-        deadline="first_response",
+        clock="first_response",
         due_at=_at(4, 2),
         priority="important",
         team="logistics",
@@ -283,7 +283,7 @@ SAMPLES: dict[str, MessageContext] = {
     ),
     "complaint.sla_breached": SlaAlert(
         complaint_number=_NUMBER,
-        deadline="resolution",
+        clock="resolution",
         due_at=_at(6, 2),
         priority="important",
         team="logistics",
