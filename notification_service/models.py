@@ -16,8 +16,9 @@ recipients = Table(
     metadata,
     Column("complaint_id", Uuid, primary_key=True),
     Column("complaint_number", Text, nullable=False),
+    # Once the customer is erased: a pseudonym (shared.pii.customer_pseudonym) and no contact.
     Column("customer_id", Text, nullable=False),
-    Column("sealed_contact", Text, nullable=False),
+    Column("sealed_contact", Text, nullable=True),
     Column("preferred_channel", Text, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     # Who may read it: the storefront that posted the complaint; the merchant it concerns.
@@ -41,6 +42,15 @@ notifications = Table(
     # One acknowledgement per complaint: a duplicate that slipped past the inbox fails loudly.
     UniqueConstraint("complaint_id", "kind"),
     Index("ix_notifications_status", "status"),
+)
+
+# Complaints whose customer was erased: a later or replayed event must not bring the contact back.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("complaint_id", Uuid, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 
 outbox = Outbox(outbox_table(metadata))

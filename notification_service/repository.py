@@ -1,17 +1,32 @@
 """All SQL of the notification service."""
 
+import functools
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Executable, bindparam, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification_service.models import notifications, recipients
+from notification_service.models import erasures, notifications, recipients
 from shared.db.statements import execute, insert_row
 
 _LOCK_COMPLAINT = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("key"))))
 _GET_RECIPIENT = select(recipients).where(recipients.c.complaint_id == bindparam("complaint_id"))
+_NOT_ERASED = ~exists().where(erasures.c.complaint_id == bindparam("complaint_id"))
+
+
+@functools.cache
+def _insert_recipient_statement(columns: tuple[str, ...]) -> Executable:
+    # Built once per column set; the erasure check rides inside the INSERT, one round trip.
+    values = [bindparam(name, type_=recipients.c[name].type) for name in columns]
+    return (
+        insert(recipients)
+        .from_select(columns, select(*values).where(_NOT_ERASED))
+        .on_conflict_do_nothing()
+        .returning(recipients.c.complaint_id)
+    )
 
 
 async def lock_complaint(session: AsyncSession, *, complaint_id: UUID) -> None:
@@ -20,11 +35,27 @@ async def lock_complaint(session: AsyncSession, *, complaint_id: UUID) -> None:
 
 
 async def insert_recipient(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Stores a recipient; False if already known."""
+    """Stores a recipient; False if already known or its customer was erased."""
+    statement = _insert_recipient_statement(tuple(sorted(values)))
+    result = await execute(session, statement, values)
+    return result.first() is not None
+
+
+async def insert_erasure(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Records that a complaint's customer was erased; False if it already was."""
     result = await insert_row(
-        session, recipients, values, skip_on_conflict=True, returning="complaint_id"
+        session, erasures, values, skip_on_conflict=True, returning="complaint_id"
     )
     return result.first() is not None
+
+
+async def erase_recipient(session: AsyncSession, *, complaint_id: UUID, customer_id: str) -> None:
+    """Forgets a recipient's contact and replaces its customer id (a pseudonym)."""
+    await session.execute(
+        update(recipients)
+        .where(recipients.c.complaint_id == complaint_id)
+        .values(sealed_contact=None, customer_id=customer_id)
+    )
 
 
 async def get_recipient(session: AsyncSession, *, complaint_id: UUID) -> Row[Any] | None:

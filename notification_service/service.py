@@ -22,10 +22,11 @@ from shared.events import (
     AcknowledgementRecorded,
     CaseOpened,
     ComplaintReceived,
+    CustomerErased,
     EventEnvelope,
     new_event,
 )
-from shared.pii import mask_email, mask_phone, unseal
+from shared.pii import customer_pseudonym, mask_email, mask_phone, unseal
 from shared.time import utcnow
 
 PRODUCER = "notification_service"
@@ -47,11 +48,13 @@ def acknowledgement_text(complaint_number: str, respond_by: datetime) -> str:
 async def register_recipient(
     session: AsyncSession, event: EventEnvelope[ComplaintReceived], *, settings: Settings
 ) -> None:
-    """Keeps the (sealed) contact of a new complaint and completes a waiting acknowledgement."""
+    """Keeps the (sealed) contact of a new complaint and completes a waiting acknowledgement.
+
+    Nothing is kept for a complaint whose customer was erased (a replay after the erasure).
+    """
     complaint = event.payload
-    unseal(complaint.sealed_contact, settings.pii_keyring)  # fail now, not at delivery time
     await repository.lock_complaint(session, complaint_id=event.complaint_id)
-    await repository.insert_recipient(
+    stored = await repository.insert_recipient(
         session,
         {
             "complaint_id": event.complaint_id,
@@ -65,6 +68,10 @@ async def register_recipient(
             "merchant_id": complaint.merchant_id,
         },
     )
+    if not stored:
+        return  # erased, or already known (its waiting acknowledgements were completed then)
+    # Fail now, not at delivery time: raising rolls the stored recipient back.
+    unseal(complaint.sealed_contact, settings.pii_keyring)
     waiting = await repository.list_notifications(
         session, complaint_id=event.complaint_id, status=STATUS_AWAITING_CONTACT
     )
@@ -83,6 +90,31 @@ async def register_recipient(
             channel=complaint.preferred_contact_channel,
             respond_by=row.respond_by,
         )
+
+
+async def erase_customer(session: AsyncSession, event: EventEnvelope[CustomerErased]) -> None:
+    """Forgets the customer's contact on this complaint, and keeps it forgotten.
+
+    The recipient row stays (it scopes who may read the complaint's notifications) with no
+    contact and a pseudonym for the customer id; the erasure row stops a later or replayed
+    complaint.received from storing the contact again. Message bodies are built from the
+    complaint number and deadline only, so they hold no contact data to redact.
+    """
+    erasure = event.payload
+    await repository.lock_complaint(session, complaint_id=event.complaint_id)
+    await repository.insert_erasure(
+        session,
+        {
+            "complaint_id": event.complaint_id,
+            "erased_at": erasure.erased_at,
+            "recorded_at": utcnow(),
+        },
+    )
+    await repository.erase_recipient(
+        session,
+        complaint_id=event.complaint_id,
+        customer_id=customer_pseudonym(erasure.customer_id),
+    )
 
 
 async def acknowledge_case(session: AsyncSession, event: EventEnvelope[CaseOpened]) -> None:
@@ -188,7 +220,8 @@ async def get_complaint_notifications(
 
 
 def _recipient_view(row: Row[Any], settings: Settings) -> RecipientView:
-    contact = unseal(row.sealed_contact, settings.pii_keyring)
+    # An erased customer's recipient has no contact left to show.
+    contact = unseal(row.sealed_contact, settings.pii_keyring) if row.sealed_contact else {}
     return RecipientView(
         customer_id=row.customer_id,
         preferred_channel=row.preferred_channel,

@@ -8,6 +8,7 @@ keyring's legacy key.
 """
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,9 @@ DEV_ONLY_PII_KEY = base64.urlsafe_b64encode(b"dev-only-pii-key-do-not-use-prod")
 DEFAULT_PII_KEY_ID = "k1"
 KEY_ID_SEPARATOR = "."
 KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# What replaces a customer id once the customer is erased: a stable one-way pseudonym.
+ERASED_CUSTOMER_PREFIX = "erased:"
+_PSEUDONYM_HEX_DIGITS = 16
 _NONCE_BYTES = 12
 _AAD = b"complaints-platform/contact/v1"
 
@@ -118,6 +122,16 @@ def unseal(token: str, keyring: PiiKeyring) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SealError("sealed contact is not an object")
     return data
+
+
+def customer_pseudonym(customer_id: str) -> str:
+    """What an erased customer's id becomes: the same for every complaint of that customer.
+
+    One-way and unkeyed, so every service derives the same value without sharing a secret:
+    counts per customer still add up, but the rows no longer name the customer.
+    """
+    digest = hashlib.sha256(customer_id.encode()).hexdigest()[:_PSEUDONYM_HEX_DIGITS]
+    return f"{ERASED_CUSTOMER_PREFIX}{digest}"
 
 
 def mask_phone(phone: str | None) -> str | None:

@@ -16,6 +16,8 @@ triages = Table(
     Column("complaint_id", Uuid, primary_key=True),
     Column("complaint_number", Text, nullable=False),
     Column("merchant_id", Text, nullable=False),
+    # Once the customer is erased: a pseudonym (shared.pii.customer_pseudonym), so counts per
+    # customer still add up while the row no longer names them.
     Column("customer_id", Text, nullable=False),
     Column("category", Text, nullable=False),
     Column("priority", Text, nullable=False),
@@ -27,6 +29,17 @@ triages = Table(
     Column("triaged_at", DateTime(timezone=True), nullable=False),
     Column("correlation_id", Text, nullable=False),
     Index("ix_triages_priority_first_response_due_at", "priority", "first_response_due_at"),
+)
+
+# Complaints whose customer was erased: a later or replayed complaint.received stores the
+# pseudonym, never the customer id again.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("complaint_id", Uuid, primary_key=True),
+    Column("customer_pseudonym", Text, nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 
 outbox = Outbox(outbox_table(metadata))

@@ -9,8 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, ensure_visible
 from shared.errors import NotFoundError
-from shared.events import ComplaintReceived, ComplaintTriaged, EventEnvelope, new_event
+from shared.events import (
+    ComplaintReceived,
+    ComplaintTriaged,
+    CustomerErased,
+    EventEnvelope,
+    new_event,
+)
 from shared.events.vocabulary import Category, ComplaintTarget, Priority, known
+from shared.pii import customer_pseudonym
 from shared.time import utcnow
 from triage_service import repository
 from triage_service.config import Settings
@@ -136,6 +143,29 @@ async def triage_complaint(
         ),
     )
     return True
+
+
+async def erase_customer(session: AsyncSession, event: EventEnvelope[CustomerErased]) -> None:
+    """Replaces the erased customer's id on this complaint's triage with a pseudonym, for good.
+
+    The customer id is all triage holds about the customer: its reason is built from the
+    category, target and amounts, never from the customer's own words. The erasure row makes
+    a later or replayed complaint.received store the pseudonym too.
+    """
+    erasure = event.payload
+    pseudonym = customer_pseudonym(erasure.customer_id)
+    await repository.insert_erasure(
+        session,
+        {
+            "complaint_id": event.complaint_id,
+            "customer_pseudonym": pseudonym,
+            "erased_at": erasure.erased_at,
+            "recorded_at": utcnow(),
+        },
+    )
+    await repository.pseudonymise_customer(
+        session, complaint_id=event.complaint_id, customer_pseudonym=pseudonym
+    )
 
 
 async def get_triage(

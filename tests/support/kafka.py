@@ -1,11 +1,14 @@
-"""Reading topics whole, for assertions."""
+"""Reading topics whole, for assertions; publishing an event as a service would."""
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.messaging.headers import header_value
+from shared.events import EventEnvelope
+from shared.messaging import create_producer
+from shared.messaging.headers import event_headers, header_value
 
 
 @dataclass(frozen=True)
@@ -69,3 +72,18 @@ async def read_all(bootstrap: str, topic: str, *, timeout_ms: int = 1500) -> lis
         return messages
     finally:
         await consumer.stop()
+
+
+async def publish_event(bootstrap: str, topic: str, envelope: EventEnvelope[Any]) -> None:
+    """Publishes one event as a service's outbox relay does: keyed by complaint, with headers."""
+    producer = create_producer(bootstrap, client_id=f"test-publisher-{uuid.uuid4().hex[:6]}")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic,
+            value=envelope.model_dump_json().encode(),
+            key=str(envelope.complaint_id).encode(),
+            headers=event_headers(envelope),
+        )
+    finally:
+        await producer.stop()

@@ -1,4 +1,4 @@
-"""Sealing contact data with key ids, rotating keys, masks: no I/O."""
+"""Sealing contact data with key ids, rotating keys, pseudonyms and masks: no I/O."""
 
 import base64
 import os
@@ -12,6 +12,7 @@ from shared.pii import (
     DEV_ONLY_PII_KEY,
     PiiKeyring,
     SealError,
+    customer_pseudonym,
     mask_email,
     mask_phone,
     seal,
@@ -159,7 +160,13 @@ class TestSettings:
         assert settings_class(**PRODUCTION, pii_key=new_key()).environment == "production"
 
 
-class TestMasks:
+class TestPseudonymsAndMasks:
+    def test_pseudonym_is_stable_per_customer_and_names_no_one(self):
+        assert customer_pseudonym("cust-42") == customer_pseudonym("cust-42")
+        assert customer_pseudonym("cust-42") != customer_pseudonym("cust-43")
+        assert customer_pseudonym("cust-42").startswith("erased:")
+        assert "cust-42" not in customer_pseudonym("cust-42")
+
     def test_masks(self):
         assert mask_phone("13800138000") == "138****8000"
         assert mask_email("zhang@example.com") == "z***@example.com"
