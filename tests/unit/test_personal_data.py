@@ -55,11 +55,19 @@ def test_a_service_that_stores_customer_data_handles_customer_erased(service: st
         )
 
 
-def test_the_check_sees_customer_data_where_it_is():
-    # Guard against a check that can never fail.
-    assert customer_data_columns(triage_metadata) == ["triages.customer_id"]
-    assert customer_data_columns(notification_metadata) == [
-        "recipients.customer_id",
-        "recipients.sealed_contact",
-    ]
-    assert customer_data_columns(resolution_metadata) == []
+# Every column of customer data a consumer stores, each erased or pseudonymised by its
+# customer.erased handler. A new one fails the test below: make the erasure cover it, then list it.
+ERASED_COLUMNS = {
+    "triage": ["triages.customer_id"],
+    "resolution": [],
+    "notification": ["recipients.customer_id", "recipients.sealed_contact"],
+}
+
+
+@pytest.mark.parametrize("service", sorted(CONSUMERS))
+def test_every_column_of_customer_data_is_one_the_erasure_covers(service: str):
+    metadata, _ = CONSUMERS[service]
+    assert customer_data_columns(metadata) == ERASED_COLUMNS[service], (
+        f"{service}'s columns of customer data changed: make its customer.erased handler erase "
+        "or pseudonymise each new one, then list it in ERASED_COLUMNS"
+    )
