@@ -104,7 +104,12 @@ def stack_under_test() -> Iterator[StackUnderTest]:
     """Infrastructure up (or reused), a private database and topics, then cleanup."""
     base = StackConfig.from_env()
     started = [] if os.environ.get("COMPLAINTS_TEST_NO_START") else ensure_infrastructure(base)
-    stack = create_test_stack(base)
+    try:
+        stack = create_test_stack(base)
+    except BaseException:
+        # What this run started must not outlive a failed setup.
+        stop_infrastructure(started)
+        raise
     try:
         yield stack
     finally:
