@@ -352,10 +352,11 @@ class ConsentRecord:
 def record_consent(
     proposal: Proposal, *, customer_id: str, at: datetime, channel: str
 ) -> ConsentRecord:
-    """The proof that `customer_id` accepted exactly this offer at `at` on `channel`."""
-    if proposal.approval.required:
-        # An offer waiting for a supervisor was never put to the customer.
-        raise NegotiationRefused("an offer that needs approval cannot be accepted yet")
+    """The proof that `customer_id` accepted exactly this offer at `at` on `channel`.
+
+    Whether the offer could be put to the customer (approved if it needed approval) is the
+    lifecycle's to say: only a case awaiting the customer takes an acceptance.
+    """
     return ConsentRecord(
         customer_id=customer_id,
         consented_at=as_utc(at),

@@ -238,14 +238,6 @@ def test_consent_does_not_match_another_offer_or_a_tampered_record():
     assert not consent_matches(tampered, offer)
 
 
-def test_an_offer_awaiting_approval_cannot_be_consented_to():
-    offer = counter_offer(
-        first_offer(), facts=FACTS, stage=Stage.NEGOTIATION, approval_limit=Decimal(1)
-    )
-    with pytest.raises(NegotiationRefused, match="needs approval"):
-        record_consent(offer, customer_id="c-42", at=AT, channel="app")
-
-
 def test_the_canonical_offer_is_stable_and_keeps_chinese_text():
     offer = evaluate(
         CaseFacts("service_attitude", "rude", Responsibility.MERCHANT, Decimal(100)),
