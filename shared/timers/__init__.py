@@ -1,6 +1,6 @@
 """Durable timers: rows scheduled with a state change, fired exactly once by a worker."""
 
-from shared.timers.schedule import cancel, purge_finished_timers, schedule
+from shared.timers.schedule import cancel, purge_finished_timers, schedule, schedule_again
 from shared.timers.table import (
     CANCELLED,
     FAILED,
@@ -33,5 +33,6 @@ __all__ = [
     "is_database_outage",
     "purge_finished_timers",
     "schedule",
+    "schedule_again",
     "timers_table",
 ]

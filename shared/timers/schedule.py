@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.clock import as_utc
-from shared.timers.table import CANCELLED, FIRED, PENDING
+from shared.timers.table import CANCELLED, FIRED, PENDING, Timer
 
 
 async def schedule(
@@ -48,6 +48,33 @@ async def schedule(
     ).returning(table.c.id)
     timer_id: UUID = (await session.execute(upsert)).scalar_one()
     return timer_id
+
+
+async def schedule_again(
+    session: AsyncSession,
+    table: Table,
+    timer: Timer,
+    *,
+    due_at: datetime,
+    payload: dict[str, Any] | None = None,
+) -> UUID:
+    """From the handler of `timer`: schedules its kind and key again, as a row of its own.
+
+    The firing timer is still the pending row of its (kind, key), so `schedule` would only
+    move it, and the worker would then mark it fired: it is marked fired here first. The next
+    timer commits with the handler's effects, or vanishes with them if the handler fails.
+    """
+    await session.execute(
+        update(table).where(table.c.id == timer.id).values(status=FIRED, fired_at=func.now())
+    )
+    return await schedule(
+        session,
+        table,
+        kind=timer.kind,
+        key=timer.key,
+        due_at=due_at,
+        payload=timer.payload if payload is None else payload,
+    )
 
 
 async def cancel(session: AsyncSession, table: Table, *, kind: str, key: str) -> bool:

@@ -35,6 +35,7 @@ from shared.timers import (
     is_database_outage,
     purge_finished_timers,
     schedule,
+    schedule_again,
 )
 from tests.support.messaging import probe_event
 from tests.support.stack import REPO_ROOT, StackUnderTest
@@ -156,6 +157,38 @@ class TestScheduling:
         again = await schedule_now(db, "merchant-deadline", HOUR, clock)
         assert again != first
         assert await db.statuses() == {FIRED: 1, PENDING: 1}
+
+    async def test_a_handler_schedules_its_own_key_again_as_a_new_timer(self, db):
+        clock = ManualClock()
+        first = await schedule_now(db, "progress-update", HOUR, clock)
+        fired: list[Timer] = []
+
+        async def every_hour(session: AsyncSession, timer: Timer) -> None:
+            fired.append(timer)
+            await schedule_again(session, db.timers, timer, due_at=clock.now() + HOUR)
+
+        worker = worker_on(db, {PROBE_KIND: every_hour}, clock)
+        for _ in range(3):
+            clock.advance(HOUR)
+            assert await worker.fire_due_once() == 1
+        assert fired[0].id == first
+        assert len({timer.id for timer in fired}) == 3
+        assert await db.statuses() == {FIRED: 3, PENDING: 1}
+
+    async def test_a_failed_handler_leaves_no_next_timer_behind(self, db):
+        clock = ManualClock()
+        first = await schedule_now(db, "progress-update", HOUR, clock)
+
+        async def reschedule_then_fail(session: AsyncSession, timer: Timer) -> None:
+            await schedule_again(session, db.timers, timer, due_at=clock.now() + HOUR)
+            raise RuntimeError("the merchant API said no")
+
+        clock.advance(HOUR)
+        worker = worker_on(db, {PROBE_KIND: reschedule_then_fail}, clock)
+        assert await worker.fire_due_once() == 1
+        row = await timer_row(db, first)
+        assert (row.status, row.attempts) == (PENDING, 1)
+        assert await db.statuses() == {PENDING: 1}
 
     async def test_a_cancelled_timer_never_fires_and_cancelling_twice_reports_nothing(self, db):
         clock = ManualClock()
