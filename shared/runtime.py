@@ -47,6 +47,7 @@ SUPERVISOR_PID_ENV = "COMPLAINTS_SUPERVISOR_PID"
 
 
 MaintenanceJob = Callable[[AsyncSession, datetime], Awaitable[int]]
+StartupJob = Callable[[AsyncSession], Awaitable[None]]
 ExceptionHandler = Callable[[Request, Any], Awaitable[Response]]
 
 
@@ -69,6 +70,9 @@ class ServiceSpec:
     # The schema's durable timers and their handlers (timer kind -> handler).
     timers: Table | None = None
     timer_handlers: Mapping[str, TimerHandler] = field(default_factory=dict)
+    # Run once the database answers and before any event, timer or request is handled (e.g.
+    # training a model from stored data); each in its own transaction.
+    startup: Sequence[StartupJob] = ()
 
 
 class ServiceRuntime:
@@ -143,6 +147,9 @@ class ServiceRuntime:
             listen_url=settings.database_url,
         )
         await self._wait_for_database()
+        for job in spec.startup:
+            async with self.sessionmaker() as session, session.begin():
+                await job(session)
         await _start_with_retry(self.producer.start, "kafka producer")
         self.spec.outbox.on_commit(self.relay.wake)
         self._spawn(self.relay.run, "outbox-relay")
