@@ -386,6 +386,7 @@ def _row(
     return Row(state, trigger, Transition(next_state, guards, events))
 
 
+# Short aliases keep each row of the table readable on a line or two.
 S, T, E = CaseState, Trigger, CaseEvent
 
 # The path a case walks, one row per allowed (state, trigger).

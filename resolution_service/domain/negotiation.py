@@ -29,7 +29,7 @@ from resolution_service.domain.policy import (
     NegotiationRules,
     Proposal,
     RuleApplied,
-    finish,
+    assemble_proposal,
     load_policy,
 )
 from resolution_service.domain.remedies import (
@@ -289,7 +289,7 @@ def counter_offer(
         f"{asked}; the {stage} ceiling is {ceiling}",
         f"compensation {current.compensation_value} -> {amount}{made}",
     )
-    return finish(
+    return assemble_proposal(
         remedies,
         facts=facts,
         policy=policy,

@@ -608,7 +608,7 @@ def approval_for(
     return Approval(required=bool(reasons), reasons=tuple(reasons))
 
 
-def finish(
+def assemble_proposal(
     remedies: Sequence[Remedy],
     *,
     facts: CaseFacts,
@@ -707,7 +707,7 @@ def evaluate(
                 continue
             applied.append(RuleApplied("goodwill", goodwill_item.reason, f"{remedy.kind} added"))
         remedies.append(remedy)
-    return finish(
+    return assemble_proposal(
         remedies,
         facts=facts,
         policy=policy,

@@ -10,7 +10,7 @@ marketplaces' choices so a deployment can pick one: WeChat mini-stores 48 hours,
 72 hours, Shopee 2 days.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -92,7 +92,7 @@ class VerificationOutcome:
     proceeds_against_merchant: bool
     reason: str
     late: bool = False
-    answer: MerchantAnswer | None = field(default=None)
+    answer: MerchantAnswer | None = None
 
 
 def request_verification(
