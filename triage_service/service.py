@@ -44,13 +44,13 @@ TEAM_BY_CATEGORY: dict[str, str] = {
     Category.SERVICE_ATTITUDE: "cs_quality",
     Category.SYSTEM_FAILURE: "platform_engineering",
     Category.TRANSACTION_DISPUTE: "merchant_management",
-    Category.INFORMATION: "merchant_management",
+    Category.MISLEADING_INFO: "merchant_management",
     Category.FACILITIES: "mall_operations",
     Category.SAFETY: "safety_response",
-    Category.UNCLASSIFIED: "intake_review",
+    Category.OTHER: "intake_review",
 }
 # A category this triage does not know yet goes to the people who sort the unclassified.
-FALLBACK_TEAM = TEAM_BY_CATEGORY[Category.UNCLASSIFIED]
+FALLBACK_TEAM = TEAM_BY_CATEGORY[Category.OTHER]
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,13 @@ def classify(complaint: ComplaintReceived, *, settings: Settings) -> Classificat
     # leaves the complaint unclassified, for people in intake review to sort.
     hinted = known(Category, complaint.category_hint)
     if complaint.category_hint is None:
-        category = CATEGORY_BY_TARGET.get(complaint.target, Category.UNCLASSIFIED)
+        category = CATEGORY_BY_TARGET.get(complaint.target, Category.OTHER)
         reasons = [f"category from target {complaint.target}"]
     elif hinted is not None:
         category = hinted
         reasons = ["category from hint"]
     else:
-        category = Category.UNCLASSIFIED
+        category = Category.OTHER
         reasons = [f"unknown category hint {complaint.category_hint}"]
     priority = Priority.GENERAL
     if category is Category.SAFETY:

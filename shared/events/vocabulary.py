@@ -71,7 +71,7 @@ class AfterSalesReason(StrEnum):
 
 
 class Category(StrEnum):
-    """First-level category tags (标签体系)."""
+    """First-level category tags (标签体系): the level-1 codes of triage's taxonomy."""
 
     PRODUCT_QUALITY = "product_quality"
     LOGISTICS = "logistics"
@@ -79,10 +79,10 @@ class Category(StrEnum):
     SERVICE_ATTITUDE = "service_attitude"
     SYSTEM_FAILURE = "system_failure"
     TRANSACTION_DISPUTE = "transaction_dispute"
-    INFORMATION = "information"
+    MISLEADING_INFO = "misleading_info"
     FACILITIES = "facilities"
     SAFETY = "safety"
-    UNCLASSIFIED = "unclassified"
+    OTHER = "other"
 
 
 class Priority(StrEnum):

@@ -49,7 +49,7 @@ KNOWN_TYPES: dict[str, type[EventPayload]] = {
     "case.opened.newer.json": CaseOpened,
     "acknowledgement.recorded.newer.json": AcknowledgementRecorded,
 }
-UNKNOWN_TYPE = "complaint.escalated.newer.json"
+UNKNOWN_TYPE = "complaint.mediation_requested.newer.json"
 ALL_SUBSCRIPTIONS = [TRIAGE_SUBSCRIPTIONS, RESOLUTION_SUBSCRIPTIONS, NOTIFICATION_SUBSCRIPTIONS]
 
 
@@ -144,7 +144,7 @@ class TestConsumersFallBack:
 
     def test_triage_sends_an_unknown_category_hint_to_intake_review(self):
         decision = classify(self.received(), settings=TriageSettings())
-        assert decision.category is Category.UNCLASSIFIED
+        assert decision.category is Category.OTHER
         assert decision.priority is Priority.GENERAL
         assert "unknown category hint pet_safety" in decision.reason
         assert team_for(decision.category) == "intake_review"
@@ -152,7 +152,7 @@ class TestConsumersFallBack:
     def test_triage_leaves_an_unknown_target_unclassified(self):
         complaint = self.received().model_copy(update={"category_hint": None})
         decision = classify(complaint, settings=TriageSettings())
-        assert decision.category is Category.UNCLASSIFIED
+        assert decision.category is Category.OTHER
         assert "livestream_host" in decision.reason
 
     def test_an_unknown_category_is_owned_by_intake_review(self):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.events.vocabulary import Category
 from triage_service.domain.taxonomy import (
     Responsibility,
     TaxonomyError,
@@ -88,6 +89,11 @@ class TestPackagedTaxonomy:
 
     def test_injury_is_never_below_urgent(self):
         assert load_taxonomy().subcategory("injury_or_hazard").priority_floor == "urgent"
+
+    def test_the_shared_category_vocabulary_is_exactly_the_level_one_codes(self):
+        # Intake's category_hint and every producer validate against the enum: it must not
+        # drift from the taxonomy, the only source of category codes.
+        assert [member.value for member in Category] == list(load_taxonomy().category_codes)
 
 
 class TestValidationRefuses:
