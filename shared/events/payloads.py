@@ -258,6 +258,106 @@ class ComplaintTriaged(EventPayload):
     provisional: bool
     first_response_due_at: AwareDatetime
     triaged_at: AwareDatetime
+    # Fields below are absent from older producers.
+    # The level-2 tag of triage's taxonomy (level-2 codes are unique across it).
+    subcategory: OpenCode | None = None
+    # The classifier's calibrated probability for the subcategory.
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    # Below the confidence bar: routed to intake review for a person to classify.
+    manual_review: bool = False
+    # Who presumably answers for it until investigation: merchant, logistics, customer...
+    responsibility: OpenCode | None = None
+    # Why: the classifier's deciding features, every priority rule that fired, responsibility.
+    reasons: list[FreeText] = Field(default_factory=list, max_length=50)
+    resolution_due_at: AwareDatetime | None = None
+    # Set when the complaint is one of a group (K complaints on one merchant or SKU).
+    group_key: SingleLine | None = Field(default=None, max_length=200)
+
+
+class ComplaintRetriaged(EventPayload):
+    """A complaint's triage changed: by an agent, or raised because it joined a group complaint.
+
+    The deadlines are recomputed from the complaint's receipt with the new priority; they are
+    absent while the SLA clocks are paused (no deadline runs then).
+    """
+
+    event_type: ClassVar[str] = "complaint.retriaged"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.TRIAGE_COMPLAINT
+
+    complaint_number: str
+    merchant_id: str
+    category: CategoryCode
+    subcategory: OpenCode | None = None
+    priority: PriorityCode
+    team: str
+    previous_category: CategoryCode
+    previous_subcategory: OpenCode | None = None
+    previous_priority: PriorityCode
+    previous_team: str
+    # manual (an agent's decision) or group_complaint (triage linked it to a group).
+    cause: OpenCode
+    reason: FreeText = Field(max_length=2000)
+    # The caller's id (`agent:alice`) for a manual re-triage; `triage_service` otherwise.
+    retriaged_by: SingleLine = Field(max_length=200)
+    group_key: SingleLine | None = Field(default=None, max_length=200)
+    first_response_due_at: AwareDatetime | None = None
+    resolution_due_at: AwareDatetime | None = None
+    retriaged_at: AwareDatetime
+
+
+class ComplaintSlaWarning(EventPayload):
+    """An SLA clock has used its warning share (80% by default) of its budget."""
+
+    event_type: ClassVar[str] = "complaint.sla_warning"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.TRIAGE_COMPLAINT
+
+    complaint_number: str
+    merchant_id: str
+    team: str
+    priority: PriorityCode
+    # first_response or resolution.
+    clock: OpenCode
+    warn_at: AwareDatetime
+    due_at: AwareDatetime
+    warned_at: AwareDatetime
+
+
+class ComplaintSlaBreached(EventPayload):
+    """An SLA clock ran out: the deadline passed without the clock being stopped or paused."""
+
+    event_type: ClassVar[str] = "complaint.sla_breached"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.TRIAGE_COMPLAINT
+
+    complaint_number: str
+    merchant_id: str
+    team: str
+    priority: PriorityCode
+    # first_response or resolution.
+    clock: OpenCode
+    due_at: AwareDatetime
+    breached_at: AwareDatetime
+
+
+class ComplaintEscalated(EventPayload):
+    """A breached complaint moved one step up the escalation chain (agent, supervisor, head)."""
+
+    event_type: ClassVar[str] = "complaint.escalated"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.TRIAGE_COMPLAINT
+
+    complaint_number: str
+    merchant_id: str
+    team: str
+    priority: PriorityCode
+    # 1 for the first step of the chain, then 2, 3...
+    level: int = Field(ge=1)
+    # Who now answers for it: agent, supervisor, head (open vocabulary).
+    escalated_to: OpenCode
+    reason: FreeText = Field(max_length=2000)
+    escalated_at: AwareDatetime
 
 
 # --- resolution.case.v1 (merchant systems consume it: no customer contact data) -----

@@ -14,11 +14,15 @@ from shared.events import (
     PAYLOAD_CLASSES,
     AcknowledgementRecorded,
     CaseOpened,
+    ComplaintEscalated,
     ComplaintInfoRequested,
     ComplaintInfoSupplied,
     ComplaintLinkedDuplicate,
     ComplaintReceived,
     ComplaintRejected,
+    ComplaintRetriaged,
+    ComplaintSlaBreached,
+    ComplaintSlaWarning,
     ComplaintTriaged,
     ComplaintWithdrawn,
     CustomerErased,
@@ -137,6 +141,60 @@ SAMPLES: dict[type[EventPayload], EventPayload] = {
         provisional=True,
         first_response_due_at=NOW,
         triaged_at=NOW,
+        subcategory="damaged",
+        confidence=0.93,
+        manual_review=False,
+        responsibility="merchant",
+        reasons=["subcategory damaged at 0.93 from keyword:damaged", "default for damaged"],
+        resolution_due_at=NOW,
+        group_key="sku:A-1",
+    ),
+    ComplaintRetriaged: ComplaintRetriaged(
+        complaint_number="202405-000001",
+        merchant_id="m-1",
+        category=Category.LOGISTICS,
+        subcategory="lost",
+        priority=Priority.IMPORTANT,
+        team="logistics",
+        previous_category=Category.PRODUCT_QUALITY,
+        previous_subcategory="damaged",
+        previous_priority=Priority.GENERAL,
+        previous_team="merchant_management",
+        cause="manual",
+        reason="the carrier confirmed the parcel is lost",
+        retriaged_by="agent:alice",
+        first_response_due_at=NOW,
+        resolution_due_at=NOW,
+        retriaged_at=NOW,
+    ),
+    ComplaintSlaWarning: ComplaintSlaWarning(
+        complaint_number="202405-000001",
+        merchant_id="m-1",
+        team="logistics",
+        priority=Priority.URGENT,
+        clock="first_response",
+        warn_at=NOW,
+        due_at=NOW,
+        warned_at=NOW,
+    ),
+    ComplaintSlaBreached: ComplaintSlaBreached(
+        complaint_number="202405-000001",
+        merchant_id="m-1",
+        team="logistics",
+        priority=Priority.URGENT,
+        clock="first_response",
+        due_at=NOW,
+        breached_at=NOW,
+    ),
+    ComplaintEscalated: ComplaintEscalated(
+        complaint_number="202405-000001",
+        merchant_id="m-1",
+        team="logistics",
+        priority=Priority.URGENT,
+        level=2,
+        escalated_to="supervisor",
+        reason="first_response deadline passed: step 2 of the escalation chain",
+        escalated_at=NOW,
     ),
     CaseOpened: CaseOpened(
         case_id=uuid.uuid4(),
@@ -219,8 +277,15 @@ def test_readers_ignore_unknown_fields(cls: type[EventPayload]):
     assert decode_event(json.dumps(data).encode()) == envelope
 
 
+# Named by the tracker (issue 9) as a noun: the warning that was given. Kept as named so that
+# consumers and dashboards use the words the issue used.
+NOUN_EVENT_TYPES = frozenset({"complaint.sla_warning"})
+
+
 def test_event_names_are_past_tense_and_dotted():
     for cls in PAYLOAD_CLASSES:
+        if cls.event_type in NOUN_EVENT_TYPES:
+            continue
         noun, _, verb = cls.event_type.partition(".")
         assert noun, cls.event_type
         # complaint.info_requested, complaint.linked_duplicate, complaint.withdrawn: the verb

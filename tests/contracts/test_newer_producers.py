@@ -116,16 +116,16 @@ class TestDecodingNewerEvents:
 class TestUnknownEventTypes:
     def test_the_type_is_read_from_the_headers_without_parsing_the_value(self):
         message = recorded(UNKNOWN_TYPE)
-        assert event_type_from_headers(kafka_headers(message)) == "complaint.escalated"
+        assert event_type_from_headers(kafka_headers(message)) == "complaint.mediation_requested"
 
     def test_no_consumer_subscribes_to_it(self):
         for subscriptions in ALL_SUBSCRIPTIONS:
             for handlers in subscriptions.values():
-                assert "complaint.escalated" not in handlers
+                assert "complaint.mediation_requested" not in handlers
 
     def test_its_envelope_parses_but_it_has_no_payload_class(self):
         message = recorded(UNKNOWN_TYPE)
-        assert parse_envelope(value_bytes(message)).event_type == "complaint.escalated"
+        assert parse_envelope(value_bytes(message)).event_type == "complaint.mediation_requested"
         # Decoding it is a mistake the consumer avoids by checking the type first.
         with pytest.raises(UnsupportedSchemaVersionError):
             decode_event(value_bytes(message))
