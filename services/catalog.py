@@ -43,7 +43,13 @@ CATALOG: tuple[ServiceEntry, ...] = (
         (Topic.TRIAGE_COMPLAINT, Topic.RESOLUTION_CASE, Topic.NOTIFICATION_DELIVERY),
         (Topic.INTAKE_COMPLAINT,),
     ),
-    ServiceEntry("triage", 8002, (Topic.INTAKE_COMPLAINT,), (Topic.TRIAGE_COMPLAINT,)),
+    # Triage reads the case's state to pause its SLA clocks while the customer is awaited.
+    ServiceEntry(
+        "triage",
+        8002,
+        (Topic.INTAKE_COMPLAINT, Topic.RESOLUTION_CASE),
+        (Topic.TRIAGE_COMPLAINT,),
+    ),
     ServiceEntry("resolution", 8003, (Topic.TRIAGE_COMPLAINT,), (Topic.RESOLUTION_CASE,)),
     ServiceEntry(
         "notification",

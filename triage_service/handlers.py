@@ -1,9 +1,19 @@
-"""Triage's Kafka handlers: plain functions of (session, event)."""
+"""Triage's Kafka and timer handlers: plain functions of (session, event or timer)."""
+
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.events import ComplaintReceived, CustomerErased, EventEnvelope, Topic
+from shared.events import (
+    CaseOpened,
+    ComplaintReceived,
+    ComplaintWithdrawn,
+    CustomerErased,
+    EventEnvelope,
+    Topic,
+)
 from shared.messaging import Handler
+from shared.timers import Timer, TimerHandler
 from triage_service import service
 from triage_service.config import get_settings
 
@@ -11,8 +21,20 @@ from triage_service.config import get_settings
 async def on_complaint_received(
     session: AsyncSession, event: EventEnvelope[ComplaintReceived]
 ) -> None:
-    """Triages a newly received complaint."""
+    """Triages a newly received complaint and starts its SLA clocks."""
     await service.triage_complaint(session, event, settings=get_settings())
+
+
+async def on_complaint_withdrawn(
+    session: AsyncSession, event: EventEnvelope[ComplaintWithdrawn]
+) -> None:
+    """Stops every clock of a complaint the customer withdrew."""
+    await service.stop_clocks(
+        session,
+        complaint_id=event.complaint_id,
+        reason=service.WITHDRAWN,
+        at=event.payload.withdrawn_at,
+    )
 
 
 async def on_customer_erased(session: AsyncSession, event: EventEnvelope[CustomerErased]) -> None:
@@ -20,9 +42,31 @@ async def on_customer_erased(session: AsyncSession, event: EventEnvelope[Custome
     await service.erase_customer(session, event)
 
 
+async def on_case_state(session: AsyncSession, event: EventEnvelope[Any]) -> None:
+    """Pauses, resumes or stops the SLA clocks as the case's customer-visible state says."""
+    await service.apply_case_state(
+        session,
+        complaint_id=event.complaint_id,
+        case_state=event.payload.status,
+        at=event.occurred_at,
+        settings=get_settings(),
+    )
+
+
+async def on_sla_timer(session: AsyncSession, timer: Timer) -> None:
+    """Announces a complaint's due SLA warnings, breaches and escalations."""
+    await service.fire_sla_timer(session, timer, settings=get_settings())
+
+
 SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
     Topic.INTAKE_COMPLAINT: {
         ComplaintReceived.event_type: on_complaint_received,
+        ComplaintWithdrawn.event_type: on_complaint_withdrawn,
         CustomerErased.event_type: on_customer_erased,
     },
+    # Every resolution event that carries the case's customer-visible `status` belongs here:
+    # today only case.opened does; a later case.status_changed is one more line.
+    Topic.RESOLUTION_CASE: {CaseOpened.event_type: on_case_state},
 }
+
+TIMER_HANDLERS: dict[str, TimerHandler] = {service.SLA_TIMER: on_sla_timer}

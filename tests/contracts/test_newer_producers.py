@@ -38,9 +38,10 @@ from shared.events.vocabulary import (
     known,
 )
 from shared.messaging.headers import event_type_from_headers
-from triage_service.config import Settings as TriageSettings
+from triage_service.domain.classifier import Complaint, TriageModel, packaged_examples, train
+from triage_service.domain.decision import decide
+from triage_service.domain.taxonomy import load_taxonomy
 from triage_service.handlers import SUBSCRIPTIONS as TRIAGE_SUBSCRIPTIONS
-from triage_service.service import TEAM_BY_CATEGORY, classify, team_for
 
 RECORDED = Path(__file__).parent / "recorded"
 KNOWN_TYPES: dict[str, type[EventPayload]] = {
@@ -51,6 +52,12 @@ KNOWN_TYPES: dict[str, type[EventPayload]] = {
 }
 UNKNOWN_TYPE = "complaint.mediation_requested.newer.json"
 ALL_SUBSCRIPTIONS = [TRIAGE_SUBSCRIPTIONS, RESOLUTION_SUBSCRIPTIONS, NOTIFICATION_SUBSCRIPTIONS]
+
+
+@pytest.fixture(scope="module")
+def model() -> TriageModel:
+    """The model triage trains at start-up."""
+    return train(packaged_examples())
 
 
 def recorded(name: str) -> dict[str, Any]:
@@ -142,22 +149,24 @@ class TestConsumersFallBack:
         assert isinstance(payload, ComplaintReceived)
         return payload
 
-    def test_triage_sends_an_unknown_category_hint_to_intake_review(self):
-        decision = classify(self.received(), settings=TriageSettings())
-        assert decision.category is Category.OTHER
-        assert decision.priority is Priority.GENERAL
-        assert "unknown category hint pet_safety" in decision.reason
-        assert team_for(decision.category) == "intake_review"
-
-    def test_triage_leaves_an_unknown_target_unclassified(self):
-        complaint = self.received().model_copy(update={"category_hint": None})
-        decision = classify(complaint, settings=TriageSettings())
-        assert decision.category is Category.OTHER
-        assert "livestream_host" in decision.reason
+    def test_triage_decides_a_complaint_full_of_words_it_does_not_know(self, model: TriageModel):
+        received = self.received()
+        decision = decide(
+            Complaint(
+                text=received.description,
+                target=received.target,
+                demands=tuple(demand.type for demand in received.demands),
+                channel=received.channel,
+            ),
+            model=model,
+        )
+        assert decision.team in model.taxonomy.teams
+        assert decision.priority in set(Priority)
 
     def test_an_unknown_category_is_owned_by_intake_review(self):
-        assert team_for("pet_safety") == "intake_review"
-        assert team_for(Category.SAFETY) == TEAM_BY_CATEGORY[Category.SAFETY]
+        taxonomy = load_taxonomy()
+        assert taxonomy.team_for("pet_safety") == taxonomy.fallback_team == "intake_review"
+        assert taxonomy.team_for(Category.SAFETY) == "safety_response"
 
     def test_resolution_works_an_unknown_priority_as_general(self):
         triaged = decode_event(value_bytes(recorded("complaint.triaged.newer.json"))).payload

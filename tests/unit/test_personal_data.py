@@ -58,7 +58,7 @@ def test_a_service_that_stores_customer_data_handles_customer_erased(service: st
 # Every column of customer data a consumer stores, each erased or pseudonymised by its
 # customer.erased handler. A new one fails the test below: make the erasure cover it, then list it.
 ERASED_COLUMNS = {
-    "triage": ["triages.customer_id"],
+    "triage": ["corrections.description", "triages.customer_id", "triages.description"],
     "resolution": [],
     "notification": ["recipients.customer_id", "recipients.sealed_contact"],
 }
