@@ -72,6 +72,11 @@ EXPECTED_ROLES: dict[tuple[str, str, str], set[str]] = {
         "supervisor",
         "admin",
     },
+    # Re-triage and the queues are the ops teams' work; retraining the classifier is an admin's.
+    ("triage", "POST", "/v1/complaints/{complaint_id}/retriage"): {"agent", "supervisor", "admin"},
+    ("triage", "GET", "/v1/queues/{team}"): {"agent", "supervisor", "admin"},
+    ("triage", "GET", "/v1/queues/manual-triage"): {"agent", "supervisor", "admin"},
+    ("triage", "POST", "/v1/classifier/retrain"): {"admin"},
     ("resolution", "GET", "/v1/complaints/{complaint_id}"): {
         "merchant",
         "agent",
@@ -165,6 +170,9 @@ IN_SCOPE_STATUS: dict[tuple[str, str, str], set[int]] = {
     ("intake", "POST", "/v1/complaints/{complaint_id}/supplements"): {409},
     ("intake", "POST", "/v1/complaints/{complaint_id}/withdrawal"): {200, 409},
     ("intake", "DELETE", "/v1/customers/{customer_id}/flags/{flag}"): {204},
+    # The matrix withdraws both complaints before it reaches triage: their triage is closed,
+    # unless the withdrawal has not reached triage yet.
+    ("triage", "POST", "/v1/complaints/{complaint_id}/retriage"): {200, 409},
 }
 # Routes about a customer rather than one complaint: a list filtered by scope (never 404), or
 # the risk team's flags, which no complaint scopes.
@@ -175,15 +183,27 @@ CUSTOMER_ROUTES = {
     ("intake", "PUT", "/v1/customers/{customer_id}/flags/{flag}"),
     ("intake", "DELETE", "/v1/customers/{customer_id}/flags/{flag}"),
 }
+# Routes about the platform rather than one complaint: any admitted caller gets the answer.
+PLATFORM_ROUTES = {("triage", "POST", "/v1/classifier/retrain")}
+# Queues are scoped by team, not by complaint: the team queue is the complaint's team's (the
+# matrix names it in the path), the manual-triage queue is intake review's, whom no test
+# caller belongs to.
+QUEUE_ROUTES = {
+    ("triage", "GET", "/v1/queues/{team}"),
+    ("triage", "GET", "/v1/queues/manual-triage"),
+}
+QUEUE_TEAM = {("triage", "GET", "/v1/queues/manual-triage"): "intake_review"}
 MATRIX_FLAG = "matrix_check"
 # The matrix erases a customer without complaints: the route, not anyone's data, is tested.
 MATRIX_ERASED_CUSTOMER = "matrix-nobody"
 
 
-def visible(service: str, caller: Caller, owned: Owned) -> bool:
+def visible(service: str, caller: Caller, owned: Owned, team: str | None = None) -> bool:
     """The expected scope rule, stated independently of shared.auth.scope."""
     if caller.role == "admin":
         return True
+    if team is not None:  # a queue: the caller's team, whoever owns the complaint
+        return caller.role in ("agent", "supervisor") and caller.team == team
     fields = SCOPE_FIELDS[service]
     if caller.role == "storefront":
         return "storefront" in fields and caller.storefront == owned.storefront
@@ -204,9 +224,17 @@ def expected_statuses(
     if caller.role not in EXPECTED_ROLES[route]:
         return {403}
     in_scope = IN_SCOPE_STATUS.get(route, {200})
-    if route in CUSTOMER_ROUTES or route[1:] in (
-        ("POST", "/v1/complaints"),
-        ("POST", "/v1/evidence"),
+    if route in QUEUE_ROUTES:
+        team = QUEUE_TEAM.get(route, owned.team)
+        return in_scope if visible(service, caller, owned, team) else {404}
+    if (
+        route in CUSTOMER_ROUTES
+        or route in PLATFORM_ROUTES
+        or route[1:]
+        in (
+            ("POST", "/v1/complaints"),
+            ("POST", "/v1/evidence"),
+        )
     ):
         return in_scope
     return in_scope if visible(service, caller, owned) else {404}
@@ -263,7 +291,13 @@ async def owned(platform: Platform) -> tuple[Owned, Owned]:
         b = await _post_and_settle(
             platform,
             http,
-            body={"n": 2, "category_hint": "logistics", "target": "logistics"},
+            body={
+                "n": 2,
+                "category_hint": "logistics",
+                "target": "logistics",
+                # Triage classifies by the description: this one is about the parcel.
+                "description": "The parcel never arrived and tracking has not moved for a week.",
+            },
             headers=OTHER_STOREFRONT.headers(),
         )
     return (
@@ -305,6 +339,10 @@ class TestAuthorizationMatrix:
                 f"{platform.url('intake')}/v1/evidence/{unknown}", headers=bearer("test-admin")
             )
             missing_evidence = response.json()["detail"].replace(str(unknown), "<id>")
+            response = await client.get(
+                f"{platform.url('triage')}/v1/queues/no_such_team", headers=bearer("test-admin")
+            )
+            missing_queue = response.json()["detail"].replace("no_such_team", "<team>")
             for name, doc in docs.items():
                 for path, operations in doc["paths"].items():
                     for method in operations:
@@ -352,6 +390,11 @@ class TestAuthorizationMatrix:
                                         .replace(target.complaint_id, "<id>")
                                         .replace(target.complaint_number, "<id>")
                                     )
+                                    if (name, method_u, path) in QUEUE_ROUTES:
+                                        team = QUEUE_TEAM.get((name, method_u, path), target.team)
+                                        detail = got.json()["detail"].replace(team, "<team>")
+                                        assert detail == missing_queue, (path, caller.label)
+                                        continue
                                     if "{evidence_id}" in path:
                                         detail = detail.replace(
                                             EVIDENCE_OF[target.complaint_id], "<id>"
@@ -361,6 +404,9 @@ class TestAuthorizationMatrix:
                                     assert detail == missing_detail[name], (name, caller.label)
                                 if want == 200 and path.endswith("/content"):
                                     assert got.content == EVIDENCE_JPEG
+                                elif want == 200 and (name, method_u, path) in QUEUE_ROUTES:
+                                    team = QUEUE_TEAM.get((name, method_u, path), target.team)
+                                    assert got.json()["team"] == team
                                 elif want == 200 and method_u == "GET":
                                     assert got.json()["complaint_id"] == target.complaint_id
         print(f"authorization matrix: {cells} cells")
@@ -400,6 +446,7 @@ async def _call(
         .replace("{complaint_number}", target.complaint_number)
         .replace("{customer_id}", customer)
         .replace("{flag}", MATRIX_FLAG)
+        .replace("{team}", target.team)
     )
     headers = caller.headers
     url = url.replace("{evidence_id}", EVIDENCE_OF.get(target.complaint_id, ""))
@@ -419,6 +466,7 @@ async def _call(
         "/supplements": {"note": "the box was also wet"},
         "/withdrawal": {"reason": "matrix"},
         "/flags/{flag}": {"flag": MATRIX_FLAG, "reason": "matrix"},
+        "/retriage": {"priority": "important", "reason": "matrix check"},
     }
     body = next((b for suffix, b in bodies.items() if path.endswith(suffix)), None)
     if method in ("POST", "PUT"):
