@@ -72,8 +72,9 @@ from triage_service.schemas import (
 
 PRODUCER = "triage_service"
 SLA_TIMER = "triage.sla"
-# Why a complaint stopped: the customer withdrew it (the case's states add theirs).
+# Why the clocks stopped: the customer withdrew (a closed case stops them as `case_<state>`).
 WITHDRAWN = "withdrawn"
+# What caused a re-triage: an agent, or the complaint joining a group complaint.
 MANUAL = "manual"
 GROUP_COMPLAINT = "group_complaint"
 
@@ -253,7 +254,13 @@ async def triage_complaint(
     if not stored:
         return False
     await _move_sla_timer(
-        session, event.complaint_id, deadlines, SlaMarks(), paused=False, settings=settings
+        session,
+        event.complaint_id,
+        deadlines,
+        SlaMarks(),
+        paused=False,
+        settings=settings,
+        correlation_id=event.correlation_id,
     )
     await outbox.add(
         session,
@@ -802,7 +809,10 @@ async def _view(session: AsyncSession, row: StoredTriage, *, settings: Settings)
         ),
         paused=_is_paused(_pauses(row)),
         escalation_level=row.escalation_level,
-        escalated_to=chain[row.escalation_level - 1] if row.escalation_level else None,
+        # A chain shortened since the complaint climbed it names its last step.
+        escalated_to=chain[min(row.escalation_level, len(chain)) - 1]
+        if row.escalation_level
+        else None,
         stopped_at=row.stopped_at,
         stop_reason=row.stop_reason,
         retriaged_at=row.retriaged_at,
