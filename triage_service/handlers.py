@@ -5,11 +5,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events import (
-    CaseOpened,
+    PAYLOAD_CLASSES,
     ComplaintReceived,
     ComplaintWithdrawn,
     CustomerErased,
     EventEnvelope,
+    EventPayload,
     Topic,
 )
 from shared.messaging import Handler
@@ -44,13 +45,21 @@ async def on_customer_erased(session: AsyncSession, event: EventEnvelope[Custome
 
 async def on_case_state(session: AsyncSession, event: EventEnvelope[Any]) -> None:
     """Pauses, resumes or stops the SLA clocks as the case's customer-visible state says."""
+    state = _visible_state(event.payload)
+    if state is None:
+        return
     await service.apply_case_state(
         session,
         complaint_id=event.complaint_id,
-        case_state=event.payload.status,
+        case_state=state,
         at=event.occurred_at,
         settings=get_settings(),
     )
+
+
+def _visible_state(payload: EventPayload) -> str | None:
+    state = getattr(payload, "customer_visible_state", None) or getattr(payload, "status", None)
+    return state if isinstance(state, str) else None
 
 
 async def on_sla_timer(session: AsyncSession, timer: Timer) -> None:
@@ -58,15 +67,22 @@ async def on_sla_timer(session: AsyncSession, timer: Timer) -> None:
     await service.fire_sla_timer(session, timer, settings=get_settings())
 
 
+# Every resolution event whose payload carries the case's customer-visible state (older ones
+# call it `status`): a case event added to the contracts with that field is handled as it lands.
+CASE_STATE_EVENTS: tuple[str, ...] = tuple(
+    cls.event_type
+    for cls in PAYLOAD_CLASSES
+    if cls.topic is Topic.RESOLUTION_CASE
+    and {"customer_visible_state", "status"} & set(cls.model_fields)
+)
+
 SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
     Topic.INTAKE_COMPLAINT: {
         ComplaintReceived.event_type: on_complaint_received,
         ComplaintWithdrawn.event_type: on_complaint_withdrawn,
         CustomerErased.event_type: on_customer_erased,
     },
-    # Every resolution event that carries the case's customer-visible `status` belongs here:
-    # today only case.opened does; a later case.status_changed is one more line.
-    Topic.RESOLUTION_CASE: {CaseOpened.event_type: on_case_state},
+    Topic.RESOLUTION_CASE: dict.fromkeys(CASE_STATE_EVENTS, on_case_state),
 }
 
 TIMER_HANDLERS: dict[str, TimerHandler] = {service.SLA_TIMER: on_sla_timer}
