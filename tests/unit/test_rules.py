@@ -5,7 +5,6 @@ Sealing contact data has its own tests in test_pii.py.
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from fastapi import FastAPI
@@ -16,18 +15,15 @@ from intake_service.config import Settings as IntakeSettings
 from intake_service.schemas import ComplaintCreate
 from intake_service.service import request_fingerprint
 from shared.errors import NotFoundError, install_problem_handlers
-from shared.events import ComplaintReceived, Demand
+from shared.events import ComplaintReceived
 from shared.events.vocabulary import (
-    Category,
     Channel,
     ComplaintTarget,
     ContactChannel,
-    DemandType,
     Priority,
 )
 from shared.messaging.consumer import RetryPolicy
 from triage_service.config import Settings as TriageSettings
-from triage_service.service import TEAM_BY_CATEGORY, classify
 
 VALID = {
     "customer": {"customer_id": "cust-1", "phone": "13800138000", "preferred_channel": "sms"},
@@ -95,34 +91,9 @@ def received(**overrides: object) -> ComplaintReceived:
     return ComplaintReceived.model_validate(values)
 
 
-class TestProvisionalTriage:
+class TestTriageSettings:
+    # Classification, priority and responsibility are tested in tests/triage (the pure domain).
     settings = TriageSettings()
-
-    def test_hint_wins_over_target(self):
-        decision = classify(received(category_hint=Category.LOGISTICS), settings=self.settings)
-        assert decision.category is Category.LOGISTICS
-
-    def test_target_gives_a_category_without_hint(self):
-        decision = classify(received(target=ComplaintTarget.STAFF), settings=self.settings)
-        assert decision.category is Category.SERVICE_ATTITUDE
-        assert decision.priority is Priority.GENERAL
-
-    def test_safety_is_urgent(self):
-        assert (
-            classify(received(category_hint=Category.SAFETY), settings=self.settings).priority
-            is Priority.URGENT
-        )
-
-    def test_large_sums_are_urgent(self):
-        big = [Demand(type=DemandType.COMPENSATION, amount=Decimal("5000"))]
-        small = [Demand(type=DemandType.COMPENSATION, amount=Decimal("4999.99"))]
-        assert classify(received(demands=big), settings=self.settings).priority is Priority.URGENT
-        assert (
-            classify(received(demands=small), settings=self.settings).priority is Priority.GENERAL
-        )
-
-    def test_every_category_has_an_owning_team(self):
-        assert set(TEAM_BY_CATEGORY) == set(Category)
 
     def test_deadlines_follow_the_manuals(self):
         hours = self.settings.first_response_hours
