@@ -43,8 +43,14 @@ async def on_customer_erased(session: AsyncSession, event: EventEnvelope[Custome
     await service.erase_customer(session, event)
 
 
-async def on_case_state(session: AsyncSession, event: EventEnvelope[Any]) -> None:
-    """Pauses, resumes or stops the SLA clocks as the case's customer-visible state says."""
+async def on_case_event(session: AsyncSession, event: EventEnvelope[Any]) -> None:
+    """Meets the first-response clock when an agent first acts on the case, and pauses,
+    resumes or stops the SLA clocks as the case's customer-visible state says."""
+    settings = get_settings()
+    if event.event_type in FIRST_RESPONSE_EVENTS:
+        await service.record_first_response(
+            session, complaint_id=event.complaint_id, at=event.occurred_at, settings=settings
+        )
     state = _visible_state(event.payload)
     if state is None:
         return
@@ -53,7 +59,7 @@ async def on_case_state(session: AsyncSession, event: EventEnvelope[Any]) -> Non
         complaint_id=event.complaint_id,
         case_state=state,
         at=event.occurred_at,
-        settings=get_settings(),
+        settings=settings,
     )
 
 
@@ -75,6 +81,24 @@ CASE_STATE_EVENTS: tuple[str, ...] = tuple(
     if cls.topic is Topic.RESOLUTION_CASE
     and {"customer_visible_state", "status"} & set(cls.model_fields)
 )
+# The case events that mean an agent acted on the complaint: the first of them is its first
+# response (the customer hears of it through notification). Opening and assigning a case are
+# automatic and do not count. Only types the contracts know are subscribed.
+FIRST_RESPONSE_EVENT_TYPES = frozenset(
+    {
+        "case.investigation_started",
+        "case.merchant_verification_requested",
+        "case.remedy_proposed",
+        "case.remedy_offered",
+        "case.rejected",
+        "case.resolved",
+    }
+)
+FIRST_RESPONSE_EVENTS: tuple[str, ...] = tuple(
+    cls.event_type
+    for cls in PAYLOAD_CLASSES
+    if cls.topic is Topic.RESOLUTION_CASE and cls.event_type in FIRST_RESPONSE_EVENT_TYPES
+)
 
 SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
     Topic.INTAKE_COMPLAINT: {
@@ -82,7 +106,7 @@ SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
         ComplaintWithdrawn.event_type: on_complaint_withdrawn,
         CustomerErased.event_type: on_customer_erased,
     },
-    Topic.RESOLUTION_CASE: dict.fromkeys(CASE_STATE_EVENTS, on_case_state),
+    Topic.RESOLUTION_CASE: dict.fromkeys(CASE_STATE_EVENTS + FIRST_RESPONSE_EVENTS, on_case_event),
 }
 
 TIMER_HANDLERS: dict[str, TimerHandler] = {service.SLA_TIMER: on_sla_timer}

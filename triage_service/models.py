@@ -63,6 +63,8 @@ triages = Table(
     Column("resolution_warned_at", DateTime(timezone=True), nullable=True),
     Column("resolution_breached_at", DateTime(timezone=True), nullable=True),
     Column("escalation_level", Integer, nullable=False, server_default=text("0")),
+    # The first thing an agent did on the case (triage_0006): the first response was given.
+    Column("first_responded_at", DateTime(timezone=True), nullable=True),
     Column("retriaged_at", DateTime(timezone=True), nullable=True),
     Column("retriaged_by", Text, nullable=True),
     Column("retriage_reason", Text, nullable=True),

@@ -84,6 +84,7 @@ class StoredTriage:
     resolution_warned_at: datetime | None
     resolution_breached_at: datetime | None
     escalation_level: int
+    first_responded_at: datetime | None
     retriaged_at: datetime | None
     retriaged_by: str | None
     retriage_reason: str | None

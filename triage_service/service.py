@@ -544,6 +544,32 @@ async def apply_case_state(
     )
 
 
+async def record_first_response(
+    session: AsyncSession, *, complaint_id: UUID, at: datetime, settings: Settings
+) -> None:
+    """Meets the first-response clock: an agent acted on the complaint's case at `at`.
+
+    Only the first such action counts; warnings and breaches already announced stay.
+    """
+    row = await repository.lock_triage(session, complaint_id=complaint_id, timer_kind=SLA_TIMER)
+    if row is None or row.stopped_at is not None or row.first_responded_at is not None:
+        return
+    await repository.update_triage(
+        session, complaint_id=complaint_id, values={"first_responded_at": at}
+    )
+    pauses = _pauses(row)
+    deadlines = _deadlines(row.priority, row.channel, row.received_at, pauses, settings)
+    await _move_sla_timer(
+        session,
+        complaint_id,
+        deadlines,
+        replace(_marks(row), first_responded_at=at),
+        paused=_is_paused(pauses),
+        settings=settings,
+        correlation_id=row.correlation_id,
+    )
+
+
 async def stop_clocks(
     session: AsyncSession, *, complaint_id: UUID, reason: str, at: datetime
 ) -> None:
@@ -894,6 +920,7 @@ def _marks(row: StoredTriage) -> SlaMarks:
         resolution_warned_at=row.resolution_warned_at,
         resolution_breached_at=row.resolution_breached_at,
         escalation_level=row.escalation_level,
+        first_responded_at=row.first_responded_at,
     )
 
 

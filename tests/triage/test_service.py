@@ -439,6 +439,34 @@ class TestSlaTimer:
         assert await sla_timer(sessions, event.complaint_id) is None
         assert (await stored(sessions, event.complaint_id)).stop_reason == "withdrawn"
 
+    async def test_the_first_response_meets_its_clock_and_the_timer_moves_on(self, sessions):
+        event = received(
+            merchant_id=unique("m"), customer_id=unique("c"), description=BURNT, target="product"
+        )
+        await triage(sessions, event)
+        t0 = event.payload.received_at
+        before = await sla_timer(sessions, event.complaint_id)
+        assert before is not None
+        assert before.due_at == t0 + timedelta(hours=1, minutes=36)  # first-response warning
+        async with transaction(sessions) as session:
+            for minutes in (30, 50):  # only the first action counts
+                await service.record_first_response(
+                    session,
+                    complaint_id=event.complaint_id,
+                    at=t0 + timedelta(minutes=minutes),
+                    settings=SETTINGS,
+                )
+        row = await stored(sessions, event.complaint_id)
+        assert row.first_responded_at == t0 + timedelta(minutes=30)
+        after = await sla_timer(sessions, event.complaint_id)
+        assert after is not None
+        # Urgent resolution: 24 h, warned at 80%.
+        assert after.due_at == t0 + timedelta(hours=24 * 0.8)
+        await self.fire(sessions, event.complaint_id, t0 + timedelta(hours=20))
+        types = [e["type"] for e in await events_of(sessions, event.complaint_id)]
+        assert types == ["complaint.triaged", "complaint.sla_warning"]
+        assert (await events_of(sessions, event.complaint_id))[-1]["clock"] == "resolution"
+
 
 class TestReads:
     async def test_a_team_queue_lists_open_complaints_soonest_deadline_first(self, sessions):

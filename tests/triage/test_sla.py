@@ -189,3 +189,24 @@ def test_however_the_timer_fires_each_announcement_is_made_exactly_once(
     assert len(made) == 7
     assert len({(a.kind, a.clock, a.level) for a in made}) == 7
     assert [a.at for a in made] == sorted(a.at for a in made)
+
+
+class TestFirstResponse:
+    def test_a_first_response_silences_the_first_response_clock_only(self):
+        answered = SlaMarks(first_responded_at=T0 + 30 * MINUTE)
+        pending = pending_announcements(urgent(), answered, paused=False)
+        assert {a.clock for a in pending if a.clock is not None} == {RESOLUTION}
+        # The resolution clock still warns, breaches and starts the chain.
+        assert kinds(pending)[0] == ("warning", "resolution", 0)
+        assert any(a.kind is AnnouncementKind.ESCALATION for a in pending)
+
+    def test_a_breach_announced_before_the_response_stays_and_keeps_the_chain(self):
+        late = SlaMarks(
+            first_response_warned_at=T0 + 96 * MINUTE,
+            first_response_breached_at=T0 + 2 * HOUR,
+            first_responded_at=T0 + 3 * HOUR,
+        )
+        pending = pending_announcements(urgent(), late, paused=False)
+        escalations = [a for a in pending if a.kind is AnnouncementKind.ESCALATION]
+        assert escalations[0].at == T0 + 2 * HOUR  # counted from the breach already made
+        assert all(a.clock is not SlaClockName.FIRST_RESPONSE for a in pending)

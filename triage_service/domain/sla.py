@@ -6,6 +6,9 @@ out, each at most once. The first breach starts the escalation chain (逐级上�
 then the supervisor, then the head of the team, each step a fixed delay after the one before,
 counted from the deadline that was breached, so a late timer never shifts the chain.
 
+Once the complaint has had its first response (an agent acted on its case), the first-response
+clock announces nothing more; what it announced before stays announced.
+
 Nothing is due while a complaint is stopped (withdrawn or closed). While its clocks are paused
 there is no deadline, so neither warnings nor breaches fall due, and the chain waits: a step
 that fell due during the pause is announced when the clocks resume. A deadline that ran out
@@ -99,6 +102,8 @@ class SlaMarks:
     resolution_warned_at: datetime | None = None
     resolution_breached_at: datetime | None = None
     escalation_level: int = 0
+    # When the customer had their first response: the first-response clock is met then.
+    first_responded_at: datetime | None = None
 
     def warned_at(self, clock: SlaClockName) -> datetime | None:
         """When the clock's warning was due, if it was announced."""
@@ -161,6 +166,8 @@ def pending_announcements(
     for clock, deadline in _clocks(deadlines):
         if deadline.due_at is None:
             continue  # paused with budget left: no deadline runs
+        if clock is SlaClockName.FIRST_RESPONSE and marks.first_responded_at is not None:
+            continue  # answered: nothing left to announce on this clock
         if marks.warned_at(clock) is None and deadline.warn_at is not None:
             pending.append(
                 Announcement(
