@@ -1,18 +1,59 @@
-"""Notification's Kafka handlers: plain functions of (session, event)."""
+"""Notification's Kafka handlers and timer handlers: plain functions of (session, event|timer)."""
+
+from functools import cache
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service import service
+from notification_service.channels.registry import ChannelSet, build_channels
 from notification_service.config import get_settings
-from shared.events import CaseOpened, ComplaintReceived, CustomerErased, EventEnvelope, Topic
+from shared.events import (
+    CaseOpened,
+    ComplaintInfoRequested,
+    ComplaintLinkedDuplicate,
+    ComplaintReceived,
+    ComplaintRejected,
+    ComplaintSlaBreached,
+    ComplaintSlaWarning,
+    ComplaintTriaged,
+    ComplaintWithdrawn,
+    CustomerErased,
+    EventEnvelope,
+    Topic,
+)
 from shared.messaging import Handler
+from shared.timers import Timer, TimerHandler
+
+
+@cache
+def get_channels() -> ChannelSet:
+    """The process's channels, built on first use (inside the running event loop)."""
+    return build_channels(get_settings())
 
 
 async def on_complaint_received(
     session: AsyncSession, event: EventEnvelope[ComplaintReceived]
 ) -> None:
-    """Keeps the customer's sealed contact for this complaint."""
+    """Keeps the customer's sealed contact and queues the receipt (受理回执)."""
     await service.register_recipient(session, event, settings=get_settings())
+    await service.route_event(session, event, settings=get_settings())
+
+
+async def on_complaint_info_requested(
+    session: AsyncSession, event: EventEnvelope[ComplaintInfoRequested]
+) -> None:
+    """Queues the request for everything the complaint lacks."""
+    await service.register_contact(session, event, settings=get_settings())
+    await service.route_event(session, event, settings=get_settings())
+
+
+async def on_complaint_rejected(
+    session: AsyncSession, event: EventEnvelope[ComplaintRejected]
+) -> None:
+    """Queues the rejection with its reason and where the customer can still turn."""
+    await service.register_contact(session, event, settings=get_settings())
+    await service.route_event(session, event, settings=get_settings())
 
 
 async def on_customer_erased(session: AsyncSession, event: EventEnvelope[CustomerErased]) -> None:
@@ -20,15 +61,37 @@ async def on_customer_erased(session: AsyncSession, event: EventEnvelope[Custome
     await service.erase_customer(session, event)
 
 
+async def on_lifecycle_event(session: AsyncSession, event: EventEnvelope[Any]) -> None:
+    """Queues what the routing rules say an event tells whom (withdrawn, triaged, SLA...)."""
+    await service.route_event(session, event, settings=get_settings())
+
+
 async def on_case_opened(session: AsyncSession, event: EventEnvelope[CaseOpened]) -> None:
-    """Records the acknowledgement the customer is owed."""
+    """Records the acknowledgement the customer is owed and queues its message."""
     await service.acknowledge_case(session, event)
+    await service.route_event(session, event, settings=get_settings())
+
+
+async def on_deliver(session: AsyncSession, timer: Timer) -> None:
+    """Sends one message of the delivery log (a first try, a retry, or a delayed send)."""
+    await service.deliver(session, timer, settings=get_settings(), channels=get_channels())
 
 
 SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
     Topic.INTAKE_COMPLAINT: {
         ComplaintReceived.event_type: on_complaint_received,
+        ComplaintInfoRequested.event_type: on_complaint_info_requested,
+        ComplaintRejected.event_type: on_complaint_rejected,
+        ComplaintWithdrawn.event_type: on_lifecycle_event,
+        ComplaintLinkedDuplicate.event_type: on_lifecycle_event,
         CustomerErased.event_type: on_customer_erased,
+    },
+    Topic.TRIAGE_COMPLAINT: {
+        ComplaintTriaged.event_type: on_lifecycle_event,
+        ComplaintSlaWarning.event_type: on_lifecycle_event,
+        ComplaintSlaBreached.event_type: on_lifecycle_event,
     },
     Topic.RESOLUTION_CASE: {CaseOpened.event_type: on_case_opened},
 }
+
+TIMER_HANDLERS: dict[str, TimerHandler] = {service.DELIVER_TIMER: on_deliver}

@@ -3,9 +3,14 @@
 from fastapi import FastAPI
 
 from notification_service.config import get_settings
-from notification_service.handlers import SUBSCRIPTIONS
+from notification_service.handlers import SUBSCRIPTIONS, TIMER_HANDLERS
 from notification_service.models import SCHEMA, inbox, outbox, timers
-from notification_service.router import router
+from notification_service.router import (
+    customers_router,
+    merchants_router,
+    router,
+    templates_router,
+)
 from shared.runtime import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -13,10 +18,11 @@ SPEC = ServiceSpec(
     schema=SCHEMA,
     outbox=outbox,
     timers=timers,
+    timer_handlers=TIMER_HANDLERS,
     inbox=inbox,
     subscriptions=SUBSCRIPTIONS,
-    routers=[router],
-    description="Keeps the customer informed: acknowledgements, progress, surveys.",
+    routers=[router, merchants_router, customers_router, templates_router],
+    description="Keeps customers, merchants and staff informed on real channels.",
 )
 
 

@@ -1,6 +1,19 @@
 """Tables of the notification schema."""
 
-from sqlalchemy import Column, DateTime, Index, Table, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from shared.auth.tables import access_tables
 from shared.db import make_metadata
@@ -24,6 +37,9 @@ recipients = Table(
     # Who may read it: the storefront that posted the complaint; the merchant it concerns.
     Column("storefront_id", Text, nullable=True),
     Column("merchant_id", Text, nullable=True),
+    # Which channels the contact has an address for (sms, email, app_push): no address itself,
+    # so planning a message never opens the contact.
+    Column("reachable_channels", ARRAY(Text), nullable=True),
 )
 
 notifications = Table(
@@ -51,6 +67,88 @@ erasures = Table(
     Column("complaint_id", Uuid, primary_key=True),
     Column("erased_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# The delivery log: one row per message (event, recipient, channel), unique by its key. The row
+# is stored with the event that causes it; a durable timer sends it. `context` holds the
+# template's values (never contact data); `subject` and `body` are what was sent, redacted.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("delivery_key", Text, nullable=False, unique=True),
+    Column("event_id", Uuid, nullable=False),
+    Column("complaint_id", Uuid, nullable=False),
+    Column("complaint_number", Text, nullable=False),
+    Column("correlation_id", Text, nullable=False),
+    Column("message_type", Text, nullable=False),
+    Column("audience", Text, nullable=False),
+    # The customer id, the merchant's endpoint id, or the staff member's settings key.
+    Column("recipient_id", Text, nullable=False),
+    # Null while a customer message waits for the contact (case.opened before complaint.received).
+    Column("channel", Text, nullable=True),
+    Column("essential", Boolean, nullable=False),
+    Column("urgent", Boolean, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("context", JSONB, nullable=False),
+    Column("subject", Text, nullable=True),
+    Column("body", Text, nullable=True),
+    Column("template", Text, nullable=True),
+    Column("template_version", Integer, nullable=True),
+    Column("locale", Text, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    # Attempts made before the last replay of a dead letter: the retry schedule starts afresh.
+    Column("retry_base", Integer, nullable=False, server_default=text("0")),
+    Column("provider_reference", Text, nullable=True),
+    Column("provider_response", Text, nullable=True),
+    Column("send_at", DateTime(timezone=True), nullable=True),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_messages_complaint_id", "complaint_id"),
+    Index("ix_messages_status", "status"),
+)
+
+# Every attempt of a message, with the provider's answer (redacted).
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("message_id", Uuid, ForeignKey(messages.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("retryable", Boolean, nullable=False),
+    Column("provider_reference", Text, nullable=True),
+    Column("provider_response", Text, nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+)
+
+# How each customer wants to be told (domain/preferences.CustomerPreferences as JSON). Keyed by
+# the customer: deleted when the customer is erased.
+customer_preferences = Table(
+    "customer_preferences",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    # The storefront that set them (null when an admin did): who may read and change them.
+    Column("storefront_id", Text, nullable=True),
+    Column("preferences", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Merchants' webhook endpoints: the secret is sealed at rest and shown once, when made.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("merchant_id", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("sealed_secret", Text, nullable=False),
+    Column("label", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("rotated_at", DateTime(timezone=True), nullable=True),
+    # Deleted endpoints stay for the delivery log's sake; nothing more is sent to them.
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Index("ix_webhook_endpoints_merchant_id", "merchant_id"),
 )
 
 outbox = Outbox(outbox_table(metadata))

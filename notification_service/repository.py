@@ -1,20 +1,61 @@
 """All SQL of the notification service."""
 
 import functools
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Executable, bindparam, exists, func, select, update
+from sqlalchemy import Executable, bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification_service.models import erasures, notifications, recipients
+from notification_service.models import (
+    customer_preferences,
+    delivery_attempts,
+    erasures,
+    messages,
+    notifications,
+    recipients,
+    webhook_endpoints,
+)
 from shared.db.statements import execute, insert_row
 
 _LOCK_COMPLAINT = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("key"))))
 _GET_RECIPIENT = select(recipients).where(recipients.c.complaint_id == bindparam("complaint_id"))
 _NOT_ERASED = ~exists().where(erasures.c.complaint_id == bindparam("complaint_id"))
+_INSERT_MESSAGE = (
+    insert(messages)
+    .values({column.name: bindparam(column.name, type_=column.type) for column in messages.c})
+    .on_conflict_do_nothing(index_elements=[messages.c.delivery_key])
+    .returning(messages.c.id)
+)
+_IS_ERASED = select(erasures.c.complaint_id).where(
+    erasures.c.complaint_id == bindparam("complaint_id")
+)
+_ACTIVE_ENDPOINTS = (
+    select(webhook_endpoints)
+    .where(
+        webhook_endpoints.c.merchant_id == bindparam("merchant_id"),
+        webhook_endpoints.c.deleted_at.is_(None),
+    )
+    .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
+)
+_GET_ENDPOINT = select(webhook_endpoints).where(webhook_endpoints.c.id == bindparam("endpoint_id"))
+_GET_PREFERENCES = select(customer_preferences).where(
+    customer_preferences.c.customer_id == bindparam("customer_id")
+)
+_GET_MESSAGE = select(messages).where(messages.c.id == bindparam("message_id"))
+_START_ATTEMPT = (
+    update(messages)
+    .where(messages.c.id == bindparam("message_id"))
+    .values(status="sending", attempts=messages.c.attempts + 1, updated_at=bindparam("now"))
+    .returning(messages.c.attempts)
+)
+_WAITING_MESSAGES = select(messages).where(
+    messages.c.complaint_id == bindparam("complaint_id"),
+    messages.c.status == "awaiting_contact",
+)
 
 
 @functools.cache
@@ -89,3 +130,166 @@ async def set_notification_channel(
         .where(notifications.c.id == notification_id)
         .values(channel=channel, status=status, updated_at=func.now())
     )
+
+
+async def insert_message(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Stores a message of the delivery log; False when its delivery key is already there."""
+    result = await execute(session, _INSERT_MESSAGE, values)
+    return result.first() is not None
+
+
+async def get_message(session: AsyncSession, *, message_id: UUID) -> Row[Any] | None:
+    """Gets one message of the delivery log."""
+    result = await execute(session, _GET_MESSAGE, {"message_id": message_id})
+    return result.first()
+
+
+async def start_attempt(session: AsyncSession, *, message_id: UUID, now: datetime) -> int:
+    """Marks a message as being sent and counts the attempt; returns its number."""
+    result = await execute(session, _START_ATTEMPT, {"message_id": message_id, "now": now})
+    attempts: int = result.scalar_one()
+    return attempts
+
+
+async def update_message(session: AsyncSession, *, message_id: UUID, **values: Any) -> None:
+    """Changes a message's status, outcome or content."""
+    await session.execute(update(messages).where(messages.c.id == message_id).values(**values))
+
+
+async def insert_attempt(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Records one attempt of a message with the provider's answer."""
+    await insert_row(session, delivery_attempts, values)
+
+
+async def list_waiting_messages(session: AsyncSession, *, complaint_id: UUID) -> list[Row[Any]]:
+    """The customer messages of a complaint that wait for its contact."""
+    result = await execute(session, _WAITING_MESSAGES, {"complaint_id": complaint_id})
+    return list(result.all())
+
+
+async def list_messages(session: AsyncSession, *, complaint_id: UUID) -> list[Row[Any]]:
+    """A complaint's delivery log, oldest first."""
+    result = await session.execute(
+        select(messages)
+        .where(messages.c.complaint_id == complaint_id)
+        .order_by(messages.c.created_at, messages.c.delivery_key)
+    )
+    return list(result.all())
+
+
+async def list_attempts(session: AsyncSession, *, message_id: UUID) -> list[Row[Any]]:
+    """A message's attempts, first first."""
+    result = await session.execute(
+        select(delivery_attempts)
+        .where(delivery_attempts.c.message_id == message_id)
+        .order_by(delivery_attempts.c.attempt)
+    )
+    return list(result.all())
+
+
+async def is_erased(session: AsyncSession, *, complaint_id: UUID) -> bool:
+    """Whether the complaint's customer was erased."""
+    result = await execute(session, _IS_ERASED, {"complaint_id": complaint_id})
+    return result.first() is not None
+
+
+async def insert_endpoint(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Stores a merchant's webhook endpoint."""
+    await insert_row(session, webhook_endpoints, values)
+
+
+async def list_endpoints(session: AsyncSession, *, merchant_id: str) -> list[Row[Any]]:
+    """A merchant's endpoints that are not deleted, oldest first."""
+    result = await execute(session, _ACTIVE_ENDPOINTS, {"merchant_id": merchant_id})
+    return list(result.all())
+
+
+async def get_endpoint(session: AsyncSession, *, endpoint_id: UUID) -> Row[Any] | None:
+    """Gets one endpoint, deleted or not."""
+    result = await execute(session, _GET_ENDPOINT, {"endpoint_id": endpoint_id})
+    return result.first()
+
+
+async def update_endpoint(session: AsyncSession, *, endpoint_id: UUID, **values: Any) -> None:
+    """Changes an endpoint (its secret, or its deletion)."""
+    await session.execute(
+        update(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id).values(**values)
+    )
+
+
+async def reopen_dead_letters(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    message_ids: list[UUID] | None,
+    merchant_endpoint_ids: list[str] | None,
+) -> list[Row[Any]]:
+    """Puts dead letters back in line (all, or the given ones); returns them."""
+    statement = update(messages).where(messages.c.status == "dead_letter")
+    if message_ids is not None:
+        statement = statement.where(messages.c.id.in_(message_ids))
+    if merchant_endpoint_ids is not None:
+        statement = statement.where(
+            messages.c.audience == "merchant", messages.c.recipient_id.in_(merchant_endpoint_ids)
+        )
+    result = await session.execute(
+        statement.values(
+            status="retrying",
+            retry_base=messages.c.attempts,
+            reason="replayed from the dead letters",
+            send_at=now,
+            updated_at=now,
+        ).returning(messages)
+    )
+    return list(result.all())
+
+
+async def get_preferences(session: AsyncSession, *, customer_id: str) -> Row[Any] | None:
+    """A customer's stated preferences, if they stated any."""
+    result = await execute(session, _GET_PREFERENCES, {"customer_id": customer_id})
+    return result.first()
+
+
+async def put_preferences(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Stores a customer's preferences, replacing earlier ones (the storefront stays)."""
+    statement = insert(customer_preferences).values(values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[customer_preferences.c.customer_id],
+            set_={
+                "preferences": statement.excluded.preferences,
+                "updated_at": statement.excluded.updated_at,
+                "storefront_id": func.coalesce(
+                    customer_preferences.c.storefront_id, statement.excluded.storefront_id
+                ),
+            },
+        )
+    )
+
+
+async def delete_preferences(session: AsyncSession, *, customer_id: str) -> None:
+    """Forgets a customer's preferences (erasure)."""
+    await session.execute(
+        delete(customer_preferences).where(customer_preferences.c.customer_id == customer_id)
+    )
+
+
+async def customer_storefronts(session: AsyncSession, *, customer_id: str) -> set[str]:
+    """The storefronts that posted complaints of this customer."""
+    result = await session.execute(
+        select(recipients.c.storefront_id)
+        .where(recipients.c.customer_id == customer_id, recipients.c.storefront_id.is_not(None))
+        .distinct()
+    )
+    return {row.storefront_id for row in result}
+
+
+async def latest_preferred_channel(session: AsyncSession, *, customer_id: str) -> str | None:
+    """The channel the customer named on their latest complaint."""
+    result = await session.execute(
+        select(recipients.c.preferred_channel)
+        .where(recipients.c.customer_id == customer_id)
+        .order_by(recipients.c.received_at.desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()

@@ -1,9 +1,14 @@
 """HTTP models of the notification API."""
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+
+from notification_service.domain.preferences import CustomerPreferences
+from notification_service.domain.templates import DEFAULT_TIME_ZONE
+from shared.text import SingleLine
 
 
 class RecipientView(BaseModel):
@@ -27,6 +32,40 @@ class NotificationView(BaseModel):
     recorded_at: datetime
 
 
+class DeliveryAttemptView(BaseModel):
+    """One attempt to send a message, with the provider's answer (redacted)."""
+
+    attempt: int
+    status: str
+    provider_reference: str | None
+    provider_response: str
+    attempted_at: datetime
+
+
+class MessageView(BaseModel):
+    """One message of the delivery log: to whom (the audience), how, and how it went."""
+
+    message_id: UUID
+    # Its idempotency key: the Message-ID, Idempotency-Key or webhook-id every attempt carries.
+    delivery_key: str
+    message_type: str
+    audience: str
+    channel: str | None
+    # awaiting_contact, queued, sending, retrying, sent, failed, uncertain, dead_letter, skipped
+    status: str
+    reason: str | None
+    # What was sent, redacted of contact data; empty until the first attempt renders it.
+    subject: str | None
+    body: str | None
+    template: str | None
+    template_version: int | None
+    locale: str | None
+    attempts: list[DeliveryAttemptView]
+    send_at: datetime | None
+    sent_at: datetime | None
+    created_at: datetime
+
+
 class ComplaintNotificationsView(BaseModel):
     """Notification's view of a complaint."""
 
@@ -34,3 +73,69 @@ class ComplaintNotificationsView(BaseModel):
     complaint_number: str
     recipient: RecipientView | None
     notifications: list[NotificationView]
+    # The delivery log: every message the complaint's events caused.
+    messages: list[MessageView] = []
+
+
+class WebhookEndpointCreate(BaseModel):
+    """A merchant's endpoint to register: where to post, and the merchant's label for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=8, max_length=2000, examples=["https://erp.merchant.example/hooks"])
+    # The merchant's own name for it ("ERP production").
+    label: SingleLine | None = Field(default=None, max_length=200)
+
+
+class WebhookEndpointView(BaseModel):
+    """A registered endpoint, without its secret."""
+
+    endpoint_id: UUID
+    merchant_id: str
+    url: str
+    label: str | None
+    created_at: datetime
+    rotated_at: datetime | None
+
+
+class WebhookEndpointCreated(WebhookEndpointView):
+    """An endpoint with its secret (`whsec_...`): shown on creation and rotation, never again."""
+
+    secret: str
+
+
+class WebhookEndpointList(BaseModel):
+    """A merchant's endpoints."""
+
+    items: list[WebhookEndpointView]
+
+
+class PreferencesView(BaseModel):
+    """A customer's preferences; `stated` false: the defaults their latest complaint implies."""
+
+    customer_id: str
+    stated: bool
+    preferences: CustomerPreferences
+    updated_at: datetime | None
+
+
+class PreviewRequest(BaseModel):
+    """What to render: a context of the message type's model, or none for its sample."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    context: dict[str, Any] | None = None
+    time_zone: str = Field(default=DEFAULT_TIME_ZONE, max_length=64)
+
+
+class PreviewView(BaseModel):
+    """A rendered template, as its reader would see it."""
+
+    message_type: str
+    channel: str
+    template: str
+    template_version: int
+    locale: str
+    subject: str | None
+    text: str
+    html: str | None

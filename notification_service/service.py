@@ -1,33 +1,85 @@
 """Notification rules: who to tell, what, through which channel. Never commits."""
 
+import asyncio
+import ipaddress
+import random
 import uuid
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from notification_service import repository
+from notification_service.channels.base import DeliveryResult, DeliveryStatus, Recipient
+from notification_service.channels.registry import (
+    NOT_CONFIGURED,
+    ChannelSet,
+    configured_channels,
+)
+from notification_service.channels.webhook import generate_secret, webhook_message
 from notification_service.config import Settings
-from notification_service.models import outbox
+from notification_service.domain import contexts
+from notification_service.domain.preferences import CustomerPreferences, plan_delivery
+from notification_service.domain.redaction import redact_message
+from notification_service.domain.retry import after_failure
+from notification_service.domain.routing import (
+    Audience,
+    DeliveryChannel,
+    MessageRoute,
+    delivery_key,
+    load_rules,
+)
+from notification_service.domain.templates import (
+    DEFAULT_LOCALE,
+    DEFAULT_TIME_ZONE,
+    Message,
+    TemplateContextError,
+    TemplateDefinitionError,
+    TemplateNotFoundError,
+    TemplateRenderError,
+    default_catalog,
+)
+from notification_service.models import outbox, timers
 from notification_service.schemas import (
     ComplaintNotificationsView,
+    DeliveryAttemptView,
+    MessageView,
     NotificationView,
+    PreferencesView,
+    PreviewRequest,
+    PreviewView,
     RecipientView,
+    WebhookEndpointCreate,
+    WebhookEndpointCreated,
+    WebhookEndpointList,
+    WebhookEndpointView,
 )
-from shared.auth import Principal, ensure_visible
-from shared.errors import NotFoundError
+from shared.auth import Principal, Role, ensure_visible
+from shared.errors import NotFoundError, UnprocessableError
 from shared.events import (
     AcknowledgementRecorded,
     CaseOpened,
+    ComplaintInfoRequested,
+    ComplaintLinkedDuplicate,
     ComplaintReceived,
+    ComplaintRejected,
+    ComplaintSlaBreached,
+    ComplaintSlaWarning,
+    ComplaintTriaged,
+    ComplaintWithdrawn,
     CustomerErased,
     EventEnvelope,
+    NotificationFailed,
+    NotificationSent,
     new_event,
 )
-from shared.pii import customer_pseudonym, mask_email, mask_phone, unseal
+from shared.pii import customer_pseudonym, mask_email, mask_phone, seal, unseal
 from shared.time import utcnow
+from shared.timers import Timer, schedule, schedule_again
 
 PRODUCER = "notification_service"
 KIND_ACKNOWLEDGEMENT = "acknowledgement"
@@ -54,24 +106,18 @@ async def register_recipient(
     """
     complaint = event.payload
     await repository.lock_complaint(session, complaint_id=event.complaint_id)
-    stored = await repository.insert_recipient(
+    stored = await _store_recipient(
         session,
-        {
-            "complaint_id": event.complaint_id,
-            "complaint_number": complaint.complaint_number,
-            "customer_id": complaint.customer_id,
-            "sealed_contact": complaint.sealed_contact,
-            # As intake sent it, even a channel this service does not know yet.
-            "preferred_channel": complaint.preferred_contact_channel,
-            "received_at": complaint.received_at,
-            "storefront_id": complaint.storefront_id,
-            "merchant_id": complaint.merchant_id,
-        },
+        event,
+        settings=settings,
+        customer_id=complaint.customer_id,
+        sealed_contact=complaint.sealed_contact,
+        preferred_channel=complaint.preferred_contact_channel,
+        received_at=complaint.received_at,
+        storefront_id=complaint.storefront_id,
     )
     if not stored:
         return  # erased, or already known (its waiting acknowledgements were completed then)
-    # Fail now, not at delivery time: raising rolls the stored recipient back.
-    unseal(complaint.sealed_contact, settings.pii_keyring)
     waiting = await repository.list_notifications(
         session, complaint_id=event.complaint_id, status=STATUS_AWAITING_CONTACT
     )
@@ -90,6 +136,44 @@ async def register_recipient(
             channel=complaint.preferred_contact_channel,
             respond_by=row.respond_by,
         )
+
+
+async def _store_recipient(
+    session: AsyncSession,
+    event: EventEnvelope[Any],
+    *,
+    settings: Settings,
+    customer_id: str,
+    sealed_contact: str,
+    preferred_channel: str,
+    received_at: datetime,
+    storefront_id: str | None = None,
+) -> bool:
+    """Keeps a complaint's recipient (unless known or erased) and plans what waited for it."""
+    # Fail now, not at delivery time: raising rolls the whole event back. The contact is opened
+    # only to learn which channels it has an address for; the addresses stay sealed.
+    contact = unseal(sealed_contact, settings.pii_keyring)
+    stored = await repository.insert_recipient(
+        session,
+        {
+            "complaint_id": event.complaint_id,
+            "complaint_number": event.payload.complaint_number,
+            "customer_id": customer_id,
+            "sealed_contact": sealed_contact,
+            # As intake sent it, even a channel this service does not know yet.
+            "preferred_channel": preferred_channel,
+            "received_at": received_at,
+            "storefront_id": storefront_id,
+            "merchant_id": event.payload.merchant_id,
+            "reachable_channels": reachable_channels(contact),
+        },
+    )
+    if stored:
+        recipient = await repository.get_recipient(session, complaint_id=event.complaint_id)
+        assert recipient is not None
+        for row in await repository.list_waiting_messages(session, complaint_id=event.complaint_id):
+            await _plan_customer_message(session, row, recipient, settings=settings)
+    return stored
 
 
 async def erase_customer(session: AsyncSession, event: EventEnvelope[CustomerErased]) -> None:
@@ -115,6 +199,7 @@ async def erase_customer(session: AsyncSession, event: EventEnvelope[CustomerEra
         complaint_id=event.complaint_id,
         customer_id=customer_pseudonym(erasure.customer_id),
     )
+    await repository.delete_preferences(session, customer_id=erasure.customer_id)
 
 
 async def acknowledge_case(session: AsyncSession, event: EventEnvelope[CaseOpened]) -> None:
@@ -197,9 +282,16 @@ async def get_complaint_notifications(
         customer_id=recipient.customer_id if recipient else None,
     )
     rows = await repository.list_notifications(session, complaint_id=complaint_id)
-    if recipient is None and not rows:
+    log = await repository.list_messages(session, complaint_id=complaint_id)
+    if recipient is None and not rows and not log:
         raise NotFoundError(missing)
-    number = recipient.complaint_number if recipient else rows[0].complaint_number
+    number = (
+        recipient.complaint_number
+        if recipient
+        else rows[0].complaint_number
+        if rows
+        else log[0].complaint_number
+    )
     return ComplaintNotificationsView(
         complaint_id=complaint_id,
         complaint_number=number,
@@ -216,6 +308,36 @@ async def get_complaint_notifications(
             )
             for row in rows
         ],
+        messages=[
+            MessageView(
+                message_id=row.id,
+                delivery_key=row.delivery_key,
+                message_type=row.message_type,
+                audience=row.audience,
+                channel=row.channel,
+                status=row.status,
+                reason=row.reason,
+                subject=row.subject,
+                body=row.body,
+                template=row.template,
+                template_version=row.template_version,
+                locale=row.locale,
+                attempts=[
+                    DeliveryAttemptView(
+                        attempt=attempt.attempt,
+                        status=attempt.status,
+                        provider_reference=attempt.provider_reference,
+                        provider_response=attempt.provider_response,
+                        attempted_at=attempt.attempted_at,
+                    )
+                    for attempt in await repository.list_attempts(session, message_id=row.id)
+                ],
+                send_at=row.send_at,
+                sent_at=row.sent_at,
+                created_at=row.created_at,
+            )
+            for row in log
+        ],
     )
 
 
@@ -227,4 +349,881 @@ def _recipient_view(row: Row[Any], settings: Settings) -> RecipientView:
         preferred_channel=row.preferred_channel,
         phone=mask_phone(contact.get("phone")),
         email=mask_email(contact.get("email")),
+    )
+
+
+# --- the delivery log: who hears what, planned with the event, sent on a durable timer ---
+
+DELIVER_TIMER = "notification.deliver"
+# A customer message is one per event and complaint, whichever channel the preferences pick:
+# its key names the customer's preferred channel, not the one chosen, so a replay with changed
+# preferences still finds the message it already stored.
+CUSTOMER_CHANNEL_KEY = "preferred"
+AWAITING_CONTACT = "awaiting_contact"
+QUEUED = "queued"
+SENDING = "sending"
+RETRYING = "retrying"
+SENT = "sent"
+FAILED = "failed"
+UNCERTAIN = "uncertain"
+DEAD_LETTER = "dead_letter"
+SKIPPED = "skipped"
+# A timer finding its message in one of these sends it (again).
+SENDABLE = frozenset({QUEUED, RETRYING, SENDING})
+_TEMPLATE_ERRORS = (
+    TemplateContextError,
+    TemplateDefinitionError,
+    TemplateNotFoundError,
+    TemplateRenderError,
+)
+# Where each channel finds its address in the sealed contact.
+CONTACT_FIELDS = {
+    DeliveryChannel.SMS.value: "phone",
+    DeliveryChannel.EMAIL.value: "email",
+    DeliveryChannel.APP_PUSH.value: "push_token",
+}
+
+
+class UndeliverableError(Exception):
+    """A message that cannot go out whatever is tried: no address any more, no template."""
+
+
+def reachable_channels(contact: dict[str, Any]) -> list[str]:
+    """The channels a contact has an address for (the addresses themselves stay sealed)."""
+    return [channel for channel, field in CONTACT_FIELDS.items() if contact.get(field)]
+
+
+def _receipt(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: ComplaintReceived = event.payload
+    promised = timedelta(hours=settings.receipt_first_response_hours)
+    return contexts.Receipt(
+        complaint_number=payload.complaint_number,
+        received_at=payload.received_at,
+        respond_by=payload.received_at + promised,
+        order_number=payload.order_number,
+    )
+
+
+def _information_request(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: ComplaintInfoRequested = event.payload
+    return contexts.InformationRequest(
+        complaint_number=payload.complaint_number,
+        missing=tuple(
+            contexts.MissingInformation(field=item.field, reason=item.reason)
+            for item in payload.missing
+        ),
+        respond_by=payload.respond_by,
+    )
+
+
+def _rejection(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: ComplaintRejected = event.payload
+    return contexts.Rejection(
+        complaint_number=payload.complaint_number,
+        reason_code=payload.reason_code,
+        reason=payload.reason,
+        alternative=payload.alternative,
+        rejected_at=payload.rejected_at,
+    )
+
+
+def _withdrawal(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: ComplaintWithdrawn = event.payload
+    return contexts.Withdrawal(
+        complaint_number=payload.complaint_number, withdrawn_at=payload.withdrawn_at
+    )
+
+
+def _duplicate(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: ComplaintLinkedDuplicate = event.payload
+    return contexts.DuplicateLinked(
+        complaint_number=payload.complaint_number, submitted_at=payload.submitted_at
+    )
+
+
+def _triage_progress(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: ComplaintTriaged = event.payload
+    return contexts.TriageProgress(
+        complaint_number=payload.complaint_number,
+        category=payload.category,
+        priority=payload.priority,
+        first_response_due_at=payload.first_response_due_at,
+    )
+
+
+def _case_opened(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: CaseOpened = event.payload
+    return contexts.CaseOpenedNotice(
+        complaint_number=payload.complaint_number,
+        priority=payload.priority,
+        first_response_due_at=payload.first_response_due_at,
+    )
+
+
+def _sla_alert(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: ComplaintSlaWarning | ComplaintSlaBreached = event.payload
+    return contexts.SlaAlert(
+        complaint_number=payload.complaint_number,
+        clock=payload.clock,
+        due_at=payload.due_at,
+        priority=payload.priority,
+        team=payload.team,
+    )
+
+
+# What a customer's or staff member's template reads, built from each event this service routes.
+MESSAGE_CONTEXTS: dict[str, Callable[[EventEnvelope[Any], Settings], contexts.MessageContext]] = {
+    ComplaintReceived.event_type: _receipt,
+    ComplaintInfoRequested.event_type: _information_request,
+    ComplaintRejected.event_type: _rejection,
+    ComplaintWithdrawn.event_type: _withdrawal,
+    ComplaintLinkedDuplicate.event_type: _duplicate,
+    ComplaintTriaged.event_type: _triage_progress,
+    CaseOpened.event_type: _case_opened,
+    ComplaintSlaWarning.event_type: _sla_alert,
+    ComplaintSlaBreached.event_type: _sla_alert,
+}
+
+
+async def register_contact(
+    session: AsyncSession,
+    event: EventEnvelope[ComplaintInfoRequested] | EventEnvelope[ComplaintRejected],
+    *,
+    settings: Settings,
+) -> None:
+    """Keeps the contact an intake decision carries (a rejected complaint is never received)."""
+    payload = event.payload
+    await repository.lock_complaint(session, complaint_id=event.complaint_id)
+    await _store_recipient(
+        session,
+        event,
+        settings=settings,
+        customer_id=payload.customer_id,
+        sealed_contact=payload.sealed_contact,
+        preferred_channel=payload.preferred_contact_channel,
+        received_at=event.occurred_at,
+    )
+
+
+async def route_event(
+    session: AsyncSession, event: EventEnvelope[Any], *, settings: Settings
+) -> None:
+    """Stores the messages an event causes, one per recipient and channel, and schedules them.
+
+    An event the rules do not route is ignored. Nothing is sent here: a durable timer sends
+    each message after this transaction commits, so a crash never loses or doubles one.
+    """
+    payload = event.payload
+    facts = {
+        name: str(value)
+        for name in ("priority", "category")
+        if (value := getattr(payload, name, None)) is not None
+    }
+    route = load_rules().route(event.event_type, facts)
+    build = MESSAGE_CONTEXTS.get(event.event_type)
+    if route is None or build is None:
+        return
+    await repository.lock_complaint(session, complaint_id=event.complaint_id)
+    context = build(event, settings).model_dump(mode="json")
+    for recipient in route.recipients:
+        if recipient.audience is Audience.CUSTOMER:
+            await _queue_customer_message(session, event, route, context, settings=settings)
+        elif recipient.audience in (Audience.ASSIGNED_AGENT, Audience.SUPERVISOR):
+            for channel in recipient.channels:
+                await _queue_staff_message(
+                    session, event, route, recipient.audience, channel, context, settings=settings
+                )
+        elif recipient.audience is Audience.MERCHANT:
+            await _queue_merchant_messages(session, event, route)
+
+
+def _message_values(
+    event: EventEnvelope[Any],
+    route: MessageRoute,
+    *,
+    audience: str,
+    recipient_id: str,
+    channel: str | None,
+    key_channel: str,
+    context: dict[str, Any],
+) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "id": uuid.uuid4(),
+        "delivery_key": delivery_key(event.event_id, audience, recipient_id, key_channel),
+        "event_id": event.event_id,
+        "complaint_id": event.complaint_id,
+        "complaint_number": event.payload.complaint_number,
+        "correlation_id": event.correlation_id,
+        "message_type": route.message_type,
+        "audience": audience,
+        "recipient_id": recipient_id,
+        "channel": channel,
+        "essential": route.essential,
+        "urgent": route.urgent,
+        "status": AWAITING_CONTACT,
+        "reason": None,
+        "context": context,
+        "subject": None,
+        "body": None,
+        "template": None,
+        "template_version": None,
+        "locale": None,
+        "attempts": 0,
+        "retry_base": 0,
+        "provider_reference": None,
+        "provider_response": None,
+        "send_at": None,
+        "sent_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _queue_customer_message(
+    session: AsyncSession,
+    event: EventEnvelope[Any],
+    route: MessageRoute,
+    context: dict[str, Any],
+    *,
+    settings: Settings,
+) -> None:
+    values = _message_values(
+        event,
+        route,
+        audience=Audience.CUSTOMER,
+        recipient_id=str(event.complaint_id),
+        channel=None,
+        key_channel=CUSTOMER_CHANNEL_KEY,
+        context=context,
+    )
+    recipient = await repository.get_recipient(session, complaint_id=event.complaint_id)
+    if recipient is None and await repository.is_erased(session, complaint_id=event.complaint_id):
+        values |= {"status": SKIPPED, "reason": "the customer was erased"}
+    if not await repository.insert_message(session, values):
+        return  # the same event again: its message is already in the log
+    if recipient is not None:
+        row = await repository.get_message(session, message_id=values["id"])
+        assert row is not None
+        await _plan_customer_message(session, row, recipient, settings=settings)
+    # Otherwise it waits for the contact (complaint.received comes on another topic).
+
+
+async def _plan_customer_message(
+    session: AsyncSession, message: Row[Any], recipient: Row[Any], *, settings: Settings
+) -> None:
+    """Picks the channel and the time of a customer message (preferences, quiet hours)."""
+    now = utcnow()
+    if recipient.sealed_contact is None:
+        await repository.update_message(
+            session,
+            message_id=message.id,
+            status=SKIPPED,
+            reason="the customer was erased",
+            updated_at=now,
+        )
+        return
+    preferences = await _preferences_of(session, recipient)
+    catalog = default_catalog()
+    reachable = {
+        channel
+        for channel in recipient.reachable_channels or ()
+        if catalog.has_template(message.message_type, channel)
+    }
+    configured = reachable & configured_channels(settings)
+    # A configured channel first; when none of the reachable ones is, the plan still names one
+    # and the send fails as "channel not configured" (never pretending it went).
+    plan = plan_delivery(
+        preferences,
+        essential=message.essential,
+        urgent=message.urgent,
+        reachable=configured or reachable,
+        now=now,
+    )
+    if plan.skipped:
+        await repository.update_message(
+            session, message_id=message.id, status=SKIPPED, reason=plan.reason, updated_at=now
+        )
+        return
+    assert plan.send_at is not None
+    assert plan.channel is not None
+    await repository.update_message(
+        session,
+        message_id=message.id,
+        status=QUEUED,
+        channel=plan.channel,
+        reason=plan.reason,
+        locale=preferences.locale,
+        send_at=plan.send_at,
+        updated_at=now,
+    )
+    await _schedule_send(session, message, due_at=plan.send_at)
+
+
+async def _queue_staff_message(
+    session: AsyncSession,
+    event: EventEnvelope[Any],
+    route: MessageRoute,
+    audience: Audience,
+    channel: str,
+    context: dict[str, Any],
+    *,
+    settings: Settings,
+) -> None:
+    team = str(getattr(event.payload, "team", "*"))
+    recipient_id = f"{audience.value}:{team}"
+    now = utcnow()
+    values = _message_values(
+        event,
+        route,
+        audience=audience,
+        recipient_id=recipient_id,
+        channel=channel,
+        key_channel=channel,
+        context=context,
+    )
+    if staff_address(settings, audience, team) is None:
+        values |= {"status": SKIPPED, "reason": f"no address for the {audience} of team {team}"}
+    else:
+        values |= {"status": QUEUED, "locale": DEFAULT_LOCALE, "send_at": now}
+    if await repository.insert_message(session, values) and values["status"] == QUEUED:
+        row = await repository.get_message(session, message_id=values["id"])
+        assert row is not None
+        await _schedule_send(session, row, due_at=now)
+
+
+async def _queue_merchant_messages(
+    session: AsyncSession, event: EventEnvelope[Any], route: MessageRoute
+) -> None:
+    """One webhook message per endpoint the merchant registered, carrying only merchant fields."""
+    merchant_id = getattr(event.payload, "merchant_id", None)
+    if merchant_id is None:
+        return
+    data = route.merchant_view(event.payload.model_dump(mode="json"))
+    context = {"occurred_at": event.occurred_at.isoformat(), "data": data}
+    now = utcnow()
+    for endpoint in await repository.list_endpoints(session, merchant_id=merchant_id):
+        values = _message_values(
+            event,
+            route,
+            audience=Audience.MERCHANT,
+            recipient_id=str(endpoint.id),
+            channel=DeliveryChannel.WEBHOOK,
+            key_channel=DeliveryChannel.WEBHOOK,
+            context=context,
+        ) | {"status": QUEUED, "send_at": now}
+        if await repository.insert_message(session, values):
+            row = await repository.get_message(session, message_id=values["id"])
+            assert row is not None
+            await _schedule_send(session, row, due_at=now)
+
+
+async def _preferences_of(session: AsyncSession, recipient: Row[Any]) -> CustomerPreferences:
+    """The customer's stated preferences, else the defaults with the complaint's channel first."""
+    stated = await repository.get_preferences(session, customer_id=recipient.customer_id)
+    if stated is not None:
+        return CustomerPreferences.model_validate(stated.preferences)
+    return CustomerPreferences.from_preferred_channel(recipient.preferred_channel)
+
+
+def staff_address(settings: Settings, audience: str, team: str) -> str | None:
+    """A staff member's address from the settings: per team, else the audience's default."""
+    return settings.staff_emails.get(f"{audience}:{team}") or settings.staff_emails.get(
+        f"{audience}:*"
+    )
+
+
+async def _schedule_send(session: AsyncSession, message: Row[Any], *, due_at: datetime) -> None:
+    await schedule(
+        session,
+        timers,
+        kind=DELIVER_TIMER,
+        key=message.delivery_key,
+        due_at=due_at,
+        payload={
+            "message_id": str(message.id),
+            "complaint_id": str(message.complaint_id),
+            "correlation_id": message.correlation_id,
+        },
+    )
+
+
+async def deliver(
+    session: AsyncSession, timer: Timer, *, settings: Settings, channels: ChannelSet
+) -> None:
+    """Sends one message (the timer's), records the attempt and decides what comes next.
+
+    The attempt's start commits on its own before the send: a process killed mid-send leaves
+    the message `sending` and its timer pending. The next firing sends it again with the same
+    idempotency key where the provider deduplicates by it (SMS, push, webhooks), and otherwise
+    (SMTP) records it as uncertain rather than risk a second copy.
+    """
+    message_id = UUID(timer.payload["message_id"])
+    message = await repository.get_message(session, message_id=message_id)
+    if message is None or message.status not in SENDABLE:
+        return
+    if message.status == SENDING and message.channel not in channels.resend_safe:
+        await _finish(
+            session,
+            message,
+            attempt=message.attempts,
+            result=DeliveryResult.uncertain(
+                "the process stopped during the send and no answer was recorded; "
+                f"{message.channel} has no idempotency key, so it is not sent again",
+                retryable=False,
+            ),
+            timer=timer,
+            channels=channels,
+        )
+        return
+    attempt = await _start_attempt(session, message_id)
+    redacted: Message | None = None
+    channel = channels.get(message.channel)
+    if channel is None:
+        result = DeliveryResult.failed(NOT_CONFIGURED, retryable=False)
+    else:
+        try:
+            rendered, recipient, redacted = await _prepare(session, message, settings=settings)
+        except UndeliverableError as exc:
+            result = DeliveryResult.failed(str(exc), retryable=False)
+        else:
+            result = await channel.send(rendered, recipient, message.delivery_key)
+    await _finish(
+        session,
+        message,
+        attempt=attempt,
+        result=result,
+        timer=timer,
+        channels=channels,
+        redacted=redacted,
+    )
+
+
+async def _start_attempt(session: AsyncSession, message_id: UUID) -> int:
+    # Its own transaction, committed before anything goes out (see `deliver`). The caller's
+    # transaction has only read the message, so this takes no lock it holds.
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)
+    async with AsyncSession(engine) as own, own.begin():
+        return await repository.start_attempt(own, message_id=message_id, now=utcnow())
+
+
+async def _prepare(
+    session: AsyncSession, message: Row[Any], *, settings: Settings
+) -> tuple[Message, Recipient, Message]:
+    """The rendered message, its recipient, and the message as the log keeps it (redacted)."""
+    name: str | None = None
+    phones: list[str] = []
+    emails: list[str] = []
+    if message.audience == Audience.MERCHANT:
+        endpoint = await repository.get_endpoint(session, endpoint_id=UUID(message.recipient_id))
+        if endpoint is None or endpoint.deleted_at is not None:
+            raise UndeliverableError("the merchant deleted the webhook endpoint")
+        secret = unseal(endpoint.sealed_secret, settings.pii_keyring)["secret"]
+        webhook = webhook_message(
+            message.message_type,
+            datetime.fromisoformat(message.context["occurred_at"]),
+            message.context["data"],
+        )
+        # Merchant fields never hold contact data (routing refuses them): kept as sent.
+        return webhook, Recipient(address=endpoint.url, signing_secret=secret), webhook
+    if message.audience == Audience.CUSTOMER:
+        row = await repository.get_recipient(session, complaint_id=message.complaint_id)
+        if row is None or row.sealed_contact is None:
+            raise UndeliverableError("the customer was erased")
+        contact = unseal(row.sealed_contact, settings.pii_keyring)
+        address = contact.get(CONTACT_FIELDS.get(message.channel, ""))
+        if not address:
+            raise UndeliverableError(f"no {message.channel} address for the customer")
+        name = contact.get("name")
+        phones = [contact["phone"]] if contact.get("phone") else []
+        emails = [contact["email"]] if contact.get("email") else []
+        context = {**message.context, "customer_name": name}
+        time_zone = (await _preferences_of(session, row)).time_zone
+    else:
+        team = message.recipient_id.partition(":")[2]
+        staff = staff_address(settings, message.audience, team)
+        if staff is None:
+            raise UndeliverableError(f"no address for the {message.audience} of team {team}")
+        address = staff
+        emails = [staff]
+        context = dict(message.context)
+        time_zone = DEFAULT_TIME_ZONE
+    try:
+        rendered = default_catalog().render(
+            message.message_type, message.channel, message.locale, context, time_zone=time_zone
+        )
+    except _TEMPLATE_ERRORS as exc:
+        raise UndeliverableError(f"cannot render the message: {exc}") from exc
+    redacted = redact_message(rendered, names=[name], phones=phones, emails=emails)
+    return rendered, Recipient(address=str(address), name=name), redacted
+
+
+async def _finish(
+    session: AsyncSession,
+    message: Row[Any],
+    *,
+    attempt: int,
+    result: DeliveryResult,
+    timer: Timer,
+    channels: ChannelSet,
+    redacted: Message | None = None,
+) -> None:
+    """Records an attempt's outcome: sent, retried on the channel's schedule, or given up."""
+    now = utcnow()
+    await repository.insert_attempt(
+        session,
+        {
+            "message_id": message.id,
+            "attempt": attempt,
+            "status": result.status.value,
+            "retryable": result.retryable,
+            "provider_reference": result.provider_reference,
+            "provider_response": result.provider_response,
+            "attempted_at": now,
+        },
+    )
+    content: dict[str, Any] = {}
+    if redacted is not None:
+        content = {
+            "subject": redacted.subject,
+            "body": redacted.text,
+            "template": redacted.template,
+            "template_version": redacted.template_version,
+            "locale": redacted.locale,
+        }
+    outcome = {
+        "provider_reference": result.provider_reference,
+        "provider_response": result.provider_response,
+        "updated_at": now,
+        **content,
+    }
+    if result.status is DeliveryStatus.SENT:
+        await repository.update_message(
+            session, message_id=message.id, status=SENT, reason=None, sent_at=now, **outcome
+        )
+        await _emit(
+            session,
+            message,
+            NotificationSent(
+                message_id=message.id,
+                delivery_key=message.delivery_key,
+                complaint_number=message.complaint_number,
+                message_type=message.message_type,
+                audience=message.audience,
+                channel=message.channel,
+                attempts=attempt,
+                provider_reference=result.provider_reference,
+                sent_at=now,
+            ),
+        )
+        return
+    decision = after_failure(
+        channels.retry_policy(message.channel),
+        attempts_made=max(attempt - message.retry_base, 1),
+        failed_at=now,
+        retryable=result.retryable,
+        draw=random.random(),
+    )
+    if decision.retry_at is not None:
+        await repository.update_message(
+            session,
+            message_id=message.id,
+            status=RETRYING,
+            reason=decision.reason,
+            send_at=decision.retry_at,
+            **outcome,
+        )
+        await schedule_again(session, timers, timer, due_at=decision.retry_at)
+        return
+    if not result.retryable:
+        status = UNCERTAIN if result.status is DeliveryStatus.UNCERTAIN else FAILED
+        reason = result.provider_response
+    else:
+        status, reason = DEAD_LETTER, decision.reason
+    await repository.update_message(
+        session, message_id=message.id, status=status, reason=reason, **outcome
+    )
+    await _emit(
+        session,
+        message,
+        NotificationFailed(
+            message_id=message.id,
+            delivery_key=message.delivery_key,
+            complaint_number=message.complaint_number,
+            message_type=message.message_type,
+            audience=message.audience,
+            channel=message.channel,
+            status=status,
+            # One line, bounded: provider answers may span lines (multi-line SMTP replies).
+            reason=" ".join(reason.split())[:2000] or status,
+            attempts=attempt,
+            failed_at=now,
+        ),
+    )
+
+
+async def _emit(session: AsyncSession, message: Row[Any], payload: Any) -> None:
+    await outbox.add(
+        session,
+        new_event(
+            payload,
+            producer=PRODUCER,
+            complaint_id=message.complaint_id,
+            correlation_id=message.correlation_id,
+        ),
+    )
+
+
+# --- merchants' webhook endpoints -------------------------------------------------------
+
+
+def _endpoint_view(row: Row[Any]) -> WebhookEndpointView:
+    return WebhookEndpointView(
+        endpoint_id=row.id,
+        merchant_id=row.merchant_id,
+        url=row.url,
+        label=row.label,
+        created_at=row.created_at,
+        rotated_at=row.rotated_at,
+    )
+
+
+async def check_endpoint_url(url: str, *, settings: Settings) -> None:
+    """Refuses a URL that would make the platform call its own network (unless allowed)."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise UnprocessableError("a webhook URL is http(s)://host/...")
+    if parsed.username or parsed.password:
+        raise UnprocessableError("a webhook URL carries no credentials: the signature is the proof")
+    if settings.webhook_allow_internal_urls:
+        return
+    host = parsed.hostname
+    if host == "localhost" or host.endswith((".localhost", ".internal", ".local")):
+        raise UnprocessableError(f"{host} is an internal address")
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, parsed.port or 443)
+    except OSError as exc:
+        raise UnprocessableError(f"{host} does not resolve") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise UnprocessableError(f"{host} resolves to an internal address")
+
+
+async def create_endpoint(
+    session: AsyncSession,
+    *,
+    merchant_id: str,
+    request: WebhookEndpointCreate,
+    settings: Settings,
+    principal: Principal,
+) -> WebhookEndpointCreated:
+    """Registers a merchant's endpoint; its secret is in this answer and never again."""
+    ensure_visible(principal, f"no merchant {merchant_id}", merchant_id=merchant_id)
+    await check_endpoint_url(request.url, settings=settings)
+    secret = generate_secret()
+    now = utcnow()
+    values: dict[str, Any] = {
+        "merchant_id": merchant_id,
+        "url": request.url,
+        "sealed_secret": seal({"secret": secret}, settings.pii_keyring),
+        "label": request.label,
+        "created_at": now,
+        "rotated_at": None,
+        "deleted_at": None,
+    }
+    endpoint_id = uuid.uuid4()
+    await repository.insert_endpoint(session, values | {"id": endpoint_id})
+    row = await repository.get_endpoint(session, endpoint_id=endpoint_id)
+    assert row is not None
+    return WebhookEndpointCreated(**_endpoint_view(row).model_dump(), secret=secret)
+
+
+async def list_endpoints(
+    session: AsyncSession, *, merchant_id: str, principal: Principal
+) -> WebhookEndpointList:
+    """A merchant's endpoints, without their secrets."""
+    ensure_visible(principal, f"no merchant {merchant_id}", merchant_id=merchant_id)
+    rows = await repository.list_endpoints(session, merchant_id=merchant_id)
+    return WebhookEndpointList(items=[_endpoint_view(row) for row in rows])
+
+
+async def _own_endpoint(
+    session: AsyncSession, *, merchant_id: str, endpoint_id: UUID, principal: Principal
+) -> Row[Any]:
+    missing = f"no webhook endpoint {endpoint_id}"
+    ensure_visible(principal, missing, merchant_id=merchant_id)
+    row = await repository.get_endpoint(session, endpoint_id=endpoint_id)
+    if row is None or row.merchant_id != merchant_id or row.deleted_at is not None:
+        raise NotFoundError(missing)
+    return row
+
+
+async def rotate_endpoint_secret(
+    session: AsyncSession,
+    *,
+    merchant_id: str,
+    endpoint_id: UUID,
+    settings: Settings,
+    principal: Principal,
+) -> WebhookEndpointCreated:
+    """Gives an endpoint a new secret (shown once); the next deliveries are signed with it."""
+    row = await _own_endpoint(
+        session, merchant_id=merchant_id, endpoint_id=endpoint_id, principal=principal
+    )
+    secret = generate_secret()
+    await repository.update_endpoint(
+        session,
+        endpoint_id=row.id,
+        sealed_secret=seal({"secret": secret}, settings.pii_keyring),
+        rotated_at=utcnow(),
+    )
+    updated = await repository.get_endpoint(session, endpoint_id=row.id)
+    assert updated is not None
+    return WebhookEndpointCreated(**_endpoint_view(updated).model_dump(), secret=secret)
+
+
+async def delete_endpoint(
+    session: AsyncSession, *, merchant_id: str, endpoint_id: UUID, principal: Principal
+) -> None:
+    """Deletes an endpoint: nothing more is sent to it, queued messages included."""
+    row = await _own_endpoint(
+        session, merchant_id=merchant_id, endpoint_id=endpoint_id, principal=principal
+    )
+    await repository.update_endpoint(session, endpoint_id=row.id, deleted_at=utcnow())
+
+
+async def replay_dead_letters(
+    session: AsyncSession,
+    *,
+    message_ids: list[UUID] | None = None,
+    endpoint_ids: list[UUID] | None = None,
+) -> list[UUID]:
+    """Puts dead letters back on a fresh retry schedule, sent again with their own keys."""
+    now = utcnow()
+    rows = await repository.reopen_dead_letters(
+        session,
+        now=now,
+        message_ids=message_ids,
+        merchant_endpoint_ids=[str(e) for e in endpoint_ids] if endpoint_ids else None,
+    )
+    for row in rows:
+        await _schedule_send(session, row, due_at=now)
+    return [row.id for row in rows]
+
+
+# --- customer preferences ---------------------------------------------------------------
+
+
+async def _check_preferences_scope(
+    session: AsyncSession,
+    *,
+    customer_id: str,
+    stated: Row[Any] | None,
+    principal: Principal,
+    creating: bool,
+) -> None:
+    """A storefront reaches the customers whose complaints it posted (or whom it set up)."""
+    missing = f"no preferences for customer {customer_id}"
+    storefronts = await repository.customer_storefronts(session, customer_id=customer_id)
+    if stated is not None and stated.storefront_id is not None:
+        storefronts.add(stated.storefront_id)
+    if principal.role is Role.STOREFRONT:
+        # A customer nobody knows yet may be set up by the storefront that names them.
+        known = bool(storefronts) or stated is not None
+        if (known or not creating) and principal.storefront_id not in storefronts:
+            raise NotFoundError(missing)
+        ensure_visible(
+            principal, missing, storefront_id=principal.storefront_id, customer_id=customer_id
+        )
+        return
+    ensure_visible(principal, missing)
+    if not creating and stated is None and not storefronts:
+        raise NotFoundError(missing)
+
+
+async def get_preferences(
+    session: AsyncSession, *, customer_id: str, principal: Principal
+) -> PreferencesView:
+    """The customer's preferences: stated ones, or the defaults their complaints imply."""
+    stated = await repository.get_preferences(session, customer_id=customer_id)
+    await _check_preferences_scope(
+        session, customer_id=customer_id, stated=stated, principal=principal, creating=False
+    )
+    if stated is not None:
+        return PreferencesView(
+            customer_id=customer_id,
+            stated=True,
+            preferences=CustomerPreferences.model_validate(stated.preferences),
+            updated_at=stated.updated_at,
+        )
+    preferred = await repository.latest_preferred_channel(session, customer_id=customer_id)
+    return PreferencesView(
+        customer_id=customer_id,
+        stated=False,
+        preferences=CustomerPreferences.from_preferred_channel(preferred),
+        updated_at=None,
+    )
+
+
+async def put_preferences(
+    session: AsyncSession,
+    *,
+    customer_id: str,
+    preferences: CustomerPreferences,
+    principal: Principal,
+) -> PreferencesView:
+    """Replaces the customer's preferences; messages planned from now on follow them."""
+    stated = await repository.get_preferences(session, customer_id=customer_id)
+    await _check_preferences_scope(
+        session, customer_id=customer_id, stated=stated, principal=principal, creating=True
+    )
+    now = utcnow()
+    await repository.put_preferences(
+        session,
+        {
+            "customer_id": customer_id,
+            "storefront_id": principal.storefront_id if principal.role is Role.STOREFRONT else None,
+            "preferences": preferences.model_dump(mode="json"),
+            "updated_at": now,
+        },
+    )
+    return PreferencesView(
+        customer_id=customer_id, stated=True, preferences=preferences, updated_at=now
+    )
+
+
+# --- template preview (ops) -------------------------------------------------------------
+
+
+def preview_template(
+    *, message_type: str, channel: str, locale: str, request: PreviewRequest
+) -> PreviewView:
+    """Renders a template with the given context, or its sample, as a customer would read it."""
+    catalog = default_catalog()
+    if request.context is None:
+        try:
+            context: Any = contexts.sample_context(message_type)
+        except KeyError:
+            raise NotFoundError(f"no template for {message_type}") from None
+    else:
+        context = request.context
+    try:
+        rendered = catalog.render(
+            message_type, channel, locale, context, time_zone=request.time_zone
+        )
+    except TemplateNotFoundError as exc:
+        raise NotFoundError(str(exc)) from exc
+    except (TemplateContextError, TemplateRenderError) as exc:
+        raise UnprocessableError(str(exc)) from exc
+    return PreviewView(
+        message_type=message_type,
+        channel=channel,
+        template=rendered.template or "",
+        template_version=rendered.template_version or 0,
+        locale=rendered.locale or locale,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
     )

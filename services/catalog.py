@@ -54,7 +54,7 @@ CATALOG: tuple[ServiceEntry, ...] = (
     ServiceEntry(
         "notification",
         8004,
-        (Topic.INTAKE_COMPLAINT, Topic.RESOLUTION_CASE),
+        (Topic.INTAKE_COMPLAINT, Topic.TRIAGE_COMPLAINT, Topic.RESOLUTION_CASE),
         (Topic.NOTIFICATION_DELIVERY,),
     ),
 )

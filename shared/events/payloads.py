@@ -396,3 +396,48 @@ class AcknowledgementRecorded(EventPayload):
     kind: OpenCode = "acknowledgement"
     respond_by: AwareDatetime
     recorded_at: AwareDatetime
+
+
+class NotificationSent(EventPayload):
+    """A message reached its channel's provider (SMTP relay, SMS or push gateway, webhook).
+
+    Never carries the address or the words sent: those stay in notification's delivery log.
+    """
+
+    event_type: ClassVar[str] = "notification.sent"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.NOTIFICATION_DELIVERY
+
+    message_id: UUID
+    # The message's idempotency key (Idempotency-Key, webhook-id, Message-ID).
+    delivery_key: SingleLine = Field(max_length=255)
+    complaint_number: str
+    # The lifecycle event or notification's own message it tells about: complaint.received...
+    message_type: SingleLine = Field(max_length=100)
+    # customer, merchant, assigned_agent, supervisor (open vocabulary).
+    audience: OpenCode
+    # sms, app_push, email, webhook (open vocabulary).
+    channel: OpenCode
+    attempts: int = Field(ge=1)
+    provider_reference: SingleLine | None = Field(default=None, max_length=500)
+    sent_at: AwareDatetime
+
+
+class NotificationFailed(EventPayload):
+    """A message did not go out: failed for good, given up after its retries, or uncertain."""
+
+    event_type: ClassVar[str] = "notification.failed"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.NOTIFICATION_DELIVERY
+
+    message_id: UUID
+    delivery_key: SingleLine = Field(max_length=255)
+    complaint_number: str
+    message_type: SingleLine = Field(max_length=100)
+    audience: OpenCode
+    channel: OpenCode
+    # failed, dead_letter (retries spent) or uncertain (sent, no answer, not retried).
+    status: OpenCode
+    reason: FreeText = Field(max_length=2000)
+    attempts: int = Field(ge=0)
+    failed_at: AwareDatetime

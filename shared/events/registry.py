@@ -21,6 +21,8 @@ from shared.events.payloads import (
     ComplaintTriaged,
     ComplaintWithdrawn,
     CustomerErased,
+    NotificationFailed,
+    NotificationSent,
 )
 from shared.text import LENIENT_TEXT
 
@@ -39,6 +41,8 @@ PAYLOAD_CLASSES: tuple[type[EventPayload], ...] = (
     ComplaintEscalated,
     CaseOpened,
     AcknowledgementRecorded,
+    NotificationSent,
+    NotificationFailed,
 )
 
 _BY_TYPE_AND_VERSION: dict[tuple[str, int], type[EventPayload]] = {

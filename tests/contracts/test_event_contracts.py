@@ -30,6 +30,8 @@ from shared.events import (
     EventEnvelope,
     EventPayload,
     MissingItem,
+    NotificationFailed,
+    NotificationSent,
     OrderItem,
     OrderRef,
     decode_event,
@@ -212,6 +214,29 @@ SAMPLES: dict[type[EventPayload], EventPayload] = {
         respond_by=NOW,
         recorded_at=NOW,
     ),
+    NotificationSent: NotificationSent(
+        message_id=uuid.uuid4(),
+        delivery_key="msg_3f1d9a526c2e4f0b9a570d1c2b7e8a11",
+        complaint_number="202405-000001",
+        message_type="complaint.received",
+        audience="customer",
+        channel="email",
+        attempts=1,
+        provider_reference="<msg_3f1d9a526c2e4f0b9a570d1c2b7e8a11@example.com>",
+        sent_at=NOW,
+    ),
+    NotificationFailed: NotificationFailed(
+        message_id=uuid.uuid4(),
+        delivery_key="msg_3f1d9a526c2e4f0b9a570d1c2b7e8a11",
+        complaint_number="202405-000001",
+        message_type="case.opened",
+        audience="merchant",
+        channel="webhook",
+        status="dead_letter",
+        reason="gave up after 7 attempts: the schedule is spent",
+        attempts=7,
+        failed_at=NOW,
+    ),
 }
 
 
@@ -290,7 +315,7 @@ def test_event_names_are_past_tense_and_dotted():
         assert noun, cls.event_type
         # complaint.info_requested, complaint.linked_duplicate, complaint.withdrawn: the verb
         # part holds a past participle.
-        participles = ("ed", "wn", "en")
+        participles = ("ed", "wn", "en", "sent")
         assert any(word.endswith(participles) for word in verb.split("_")), cls.event_type
         assert snapshot_name(cls.event_type, cls.schema_version).endswith(
             f".v{cls.schema_version}.json"

@@ -43,6 +43,8 @@ ANONYMOUS_OPERATIONS = {
     ("GET", "/metrics"),
     ("POST", "/v1/auth/token"),
 }
+MERCHANTS = {"merchant", "admin"}
+ENDPOINT = "/v1/merchants/{merchant_id}/webhook-endpoints/{endpoint_id}"
 # (service, method, path) -> the roles admitted; the reference the OpenAPI must match.
 EXPECTED_ROLES: dict[tuple[str, str, str], set[str]] = {
     ("intake", "POST", "/v1/complaints"): {"storefront"},
@@ -84,6 +86,15 @@ EXPECTED_ROLES: dict[tuple[str, str, str], set[str]] = {
         "admin",
     },
     ("notification", "GET", "/v1/complaints/{complaint_id}"): {"storefront", "admin"},
+    # Merchants manage their own webhook endpoints (admins any merchant's); the customer states
+    # preferences through the storefront; template previews are ops'.
+    ("notification", "POST", "/v1/merchants/{merchant_id}/webhook-endpoints"): MERCHANTS,
+    ("notification", "GET", "/v1/merchants/{merchant_id}/webhook-endpoints"): MERCHANTS,
+    ("notification", "POST", f"{ENDPOINT}/secret"): MERCHANTS,
+    ("notification", "DELETE", ENDPOINT): MERCHANTS,
+    ("notification", "GET", "/v1/customers/{customer_id}/preferences"): {"storefront", "admin"},
+    ("notification", "PUT", "/v1/customers/{customer_id}/preferences"): {"storefront", "admin"},
+    ("notification", "POST", "/v1/templates/{message_type}/{channel}/{locale}/preview"): {"admin"},
     # Evidence: uploaded by storefronts, read like the complaint it is attached to.
     ("intake", "POST", "/v1/evidence"): {"storefront"},
     ("intake", "GET", "/v1/evidence/{evidence_id}"): {"storefront", "merchant", "admin"},
@@ -173,6 +184,9 @@ IN_SCOPE_STATUS: dict[tuple[str, str, str], set[int]] = {
     # The matrix withdraws both complaints before it reaches triage: their triage is closed,
     # unless the withdrawal has not reached triage yet.
     ("triage", "POST", "/v1/complaints/{complaint_id}/retriage"): {200, 409},
+    # Each admitted POST registers an endpoint; each DELETE removes one made for it.
+    ("notification", "POST", "/v1/merchants/{merchant_id}/webhook-endpoints"): {201},
+    ("notification", "DELETE", ENDPOINT): {204},
 }
 # Routes about a customer rather than one complaint: a list filtered by scope (never 404), or
 # the risk team's flags, which no complaint scopes.
@@ -184,7 +198,10 @@ CUSTOMER_ROUTES = {
     ("intake", "DELETE", "/v1/customers/{customer_id}/flags/{flag}"),
 }
 # Routes about the platform rather than one complaint: any admitted caller gets the answer.
-PLATFORM_ROUTES = {("triage", "POST", "/v1/classifier/retrain")}
+PLATFORM_ROUTES = {
+    ("notification", "POST", "/v1/templates/{message_type}/{channel}/{locale}/preview"),
+    ("triage", "POST", "/v1/classifier/retrain"),
+}
 # Queues are scoped by team, not by complaint: the team queue is the complaint's team's (the
 # matrix names it in the path), the manual-triage queue is intake review's, whom no test
 # caller belongs to.
@@ -192,6 +209,23 @@ QUEUE_ROUTES = {
     ("triage", "GET", "/v1/queues/{team}"),
     ("triage", "GET", "/v1/queues/manual-triage"),
 }
+# Notification's routes about a merchant (its webhook endpoints): scoped by the merchant
+# named in the path, whichever complaint the matrix holds.
+MERCHANT_ROUTES = {
+    ("notification", "POST", "/v1/merchants/{merchant_id}/webhook-endpoints"),
+    ("notification", "GET", "/v1/merchants/{merchant_id}/webhook-endpoints"),
+    ("notification", "POST", f"{ENDPOINT}/secret"),
+    ("notification", "DELETE", ENDPOINT),
+}
+# Routes about an owner (a merchant, a customer) rather than one complaint.
+OWNER_ROUTES = MERCHANT_ROUTES | {
+    ("notification", "GET", "/v1/customers/{customer_id}/preferences"),
+    ("notification", "PUT", "/v1/customers/{customer_id}/preferences"),
+}
+# The matrix's webhook endpoints, by merchant (made by an admin when first needed).
+ENDPOINT_OF: dict[str, str] = {}
+PREFERENCES_STATED: set[str] = set()
+MATRIX_HOOK_URL = "http://127.0.0.1:9/matrix-hook"
 QUEUE_TEAM = {("triage", "GET", "/v1/queues/manual-triage"): "intake_review"}
 MATRIX_FLAG = "matrix_check"
 # The matrix erases a customer without complaints: the route, not anyone's data, is tested.
@@ -224,6 +258,9 @@ def expected_statuses(
     if caller.role not in EXPECTED_ROLES[route]:
         return {403}
     in_scope = IN_SCOPE_STATUS.get(route, {200})
+    if route in MERCHANT_ROUTES:
+        mine = caller.role == "admin" or caller.merchant == owned.merchant
+        return in_scope if mine else {404}
     if route in QUEUE_ROUTES:
         team = QUEUE_TEAM.get(route, owned.team)
         return in_scope if visible(service, caller, owned, team) else {404}
@@ -383,6 +420,21 @@ class TestAuthorizationMatrix:
                                     assert got.headers["content-type"] == "application/problem+json"
                                 if want == 401:
                                     assert got.headers["www-authenticate"].startswith("Bearer")
+                                if want == 404 and (name, method_u, path) in OWNER_ROUTES:
+                                    # Worded as a missing merchant, endpoint or customer.
+                                    assert got.json()["detail"].startswith("no "), got.text
+                                    continue
+                                if want == 200 and (name, method_u, path) in OWNER_ROUTES:
+                                    owner = got.json()
+                                    if "items" in owner:
+                                        assert {i["merchant_id"] for i in owner["items"]} == {
+                                            target.merchant
+                                        }
+                                    elif "customer_id" in owner:
+                                        assert owner["customer_id"] == matrix_customer(target)
+                                    else:
+                                        assert owner["merchant_id"] == target.merchant
+                                    continue
                                 if want == 404:
                                     # Out of scope reads exactly like a complaint that is not there.
                                     detail = (
@@ -441,6 +493,8 @@ async def _call(
     customer = target.customer_id
     if path.endswith("/erasure"):
         customer = MATRIX_ERASED_CUSTOMER
+    if path.endswith("/preferences"):
+        customer = await _stated_preferences(client, platform, service, target)
     url = platform.url(service) + (
         path.replace("{complaint_id}", target.complaint_id)
         .replace("{complaint_number}", target.complaint_number)
@@ -450,6 +504,13 @@ async def _call(
     )
     headers = caller.headers
     url = url.replace("{evidence_id}", EVIDENCE_OF.get(target.complaint_id, ""))
+    if "{merchant_id}" in path:
+        url = await _with_endpoint(client, platform, service, method, path, url, target)
+    url = (
+        url.replace("{message_type}", "complaint.received")
+        .replace("{channel}", "email")
+        .replace("{locale}", "en")
+    )
     if path == "/v1/evidence":
         customer_id = "cust-1" if target.merchant == "m-1" else "cust-2"
         return await _upload_photo(client, platform, customer_id, caller.headers)
@@ -467,11 +528,62 @@ async def _call(
         "/withdrawal": {"reason": "matrix"},
         "/flags/{flag}": {"flag": MATRIX_FLAG, "reason": "matrix"},
         "/retriage": {"priority": "important", "reason": "matrix check"},
+        "/webhook-endpoints": {"url": MATRIX_HOOK_URL},
+        "/preferences": {"non_essential_opt_out": False},
     }
     body = next((b for suffix, b in bodies.items() if path.endswith(suffix)), None)
     if method in ("POST", "PUT"):
         return await client.request(method, url, json=body or {}, headers=headers)
     return await client.request(method, url, headers=headers)
+
+
+def matrix_customer(target: Owned) -> str:
+    """A customer of the target's storefront alone (the suite's cust-N post through several)."""
+    return f"matrix-prefs-{target.storefront}"
+
+
+async def _stated_preferences(
+    client: httpx.AsyncClient, platform: Platform, service: str, target: Owned
+) -> str:
+    """The target's storefront states its customer's preferences first: they are its own."""
+    customer = matrix_customer(target)
+    if customer not in PREFERENCES_STATED:
+        owner = STOREFRONT if target.storefront == STOREFRONT.storefront_id else OTHER_STOREFRONT
+        stated = await client.put(
+            f"{platform.url(service)}/v1/customers/{customer}/preferences",
+            json={"locale": "en"},
+            headers=owner.headers(),
+        )
+        assert stated.status_code == 200, stated.text
+        PREFERENCES_STATED.add(customer)
+    return customer
+
+
+async def _with_endpoint(
+    client: httpx.AsyncClient,
+    platform: Platform,
+    service: str,
+    method: str,
+    path: str,
+    url: str,
+    target: Owned,
+) -> str:
+    """The URL with the merchant and an endpoint of theirs (a fresh one for each DELETE)."""
+    url = url.replace("{merchant_id}", target.merchant)
+    if "{endpoint_id}" not in path:
+        return url
+    endpoint = ENDPOINT_OF.get(target.merchant)
+    if endpoint is None or method == "DELETE":
+        made = await client.post(
+            f"{platform.url(service)}/v1/merchants/{target.merchant}/webhook-endpoints",
+            json={"url": MATRIX_HOOK_URL},
+            headers=bearer("test-admin"),
+        )
+        assert made.status_code == 201, made.text
+        endpoint = made.json()["endpoint_id"]
+        if method != "DELETE":
+            ENDPOINT_OF[target.merchant] = endpoint
+    return url.replace("{endpoint_id}", endpoint)
 
 
 def _assert_nothing_out_of_scope(

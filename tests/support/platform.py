@@ -54,6 +54,10 @@ TRIAGE_COUNTING_RULES_OFF = {
 TEST_OPEN_COMPLAINTS_CAP = 20
 
 
+# The matrix registers merchants' webhook endpoints on loopback (tests/e2e/test_access.py).
+NOTIFICATION_LOOPBACK_WEBHOOKS = {"NOTIFICATION_WEBHOOK_ALLOW_INTERNAL_URLS": "true"}
+
+
 def service_test_env(name: str) -> dict[str, str]:
     """Settings that make failure tests quicker without changing behaviour."""
     prefix = BY_NAME[name].env_prefix
@@ -62,6 +66,7 @@ def service_test_env(name: str) -> dict[str, str]:
         **auth_test_env(),
         **(evidence if name == "intake" else {}),
         **(TRIAGE_COUNTING_RULES_OFF if name == "triage" else {}),
+        **(NOTIFICATION_LOOPBACK_WEBHOOKS if name == "notification" else {}),
         f"{prefix}ENVIRONMENT": "test",
         f"{prefix}MAX_OPEN_COMPLAINTS_PER_CUSTOMER": str(TEST_OPEN_COMPLAINTS_CAP),
         # A killed member's partitions move after the session timeout: keep it short.

@@ -60,7 +60,12 @@ def test_a_service_that_stores_customer_data_handles_customer_erased(service: st
 ERASED_COLUMNS = {
     "triage": ["corrections.description", "triages.customer_id", "triages.description"],
     "resolution": [],
-    "notification": ["recipients.customer_id", "recipients.sealed_contact"],
+    # Preferences are deleted with the customer; recipients keep a pseudonym and no contact.
+    "notification": [
+        "customer_preferences.customer_id",
+        "recipients.customer_id",
+        "recipients.sealed_contact",
+    ],
 }
 
 
