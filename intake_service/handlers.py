@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake_service import service
+from intake_service.domain.customer_view import VIEW_RULES
 from shared.events import EventEnvelope, Topic
 from shared.messaging import Handler
 
@@ -17,6 +18,8 @@ async def on_view_event(session: AsyncSession, event: EventEnvelope[Any]) -> Non
 # Subscribed per event type the customer's view knows; others are skipped from their headers.
 SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
     Topic.TRIAGE_COMPLAINT: {"complaint.triaged": on_view_event},
-    Topic.RESOLUTION_CASE: {"case.opened": on_view_event},
+    Topic.RESOLUTION_CASE: {
+        event_type: on_view_event for event_type in VIEW_RULES if event_type.startswith("case.")
+    },
     Topic.NOTIFICATION_DELIVERY: {"acknowledgement.recorded": on_view_event},
 }

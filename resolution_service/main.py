@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from resolution_service.config import get_settings
-from resolution_service.handlers import SUBSCRIPTIONS
+from resolution_service.handlers import SUBSCRIPTIONS, TIMER_HANDLERS
 from resolution_service.models import SCHEMA, inbox, outbox, timers
 from resolution_service.router import router
 from shared.runtime import ServiceSpec, create_service_app
@@ -13,6 +13,7 @@ SPEC = ServiceSpec(
     schema=SCHEMA,
     outbox=outbox,
     timers=timers,
+    timer_handlers=TIMER_HANDLERS,
     inbox=inbox,
     subscriptions=SUBSCRIPTIONS,
     routers=[router],

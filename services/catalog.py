@@ -50,7 +50,14 @@ CATALOG: tuple[ServiceEntry, ...] = (
         (Topic.INTAKE_COMPLAINT, Topic.RESOLUTION_CASE),
         (Topic.TRIAGE_COMPLAINT,),
     ),
-    ServiceEntry("resolution", 8003, (Topic.TRIAGE_COMPLAINT,), (Topic.RESOLUTION_CASE,)),
+    # Resolution reads intake only for what a case needs: the facts at receipt (storefront,
+    # account flags, the order), withdrawals and erasures.
+    ServiceEntry(
+        "resolution",
+        8003,
+        (Topic.INTAKE_COMPLAINT, Topic.TRIAGE_COMPLAINT),
+        (Topic.RESOLUTION_CASE,),
+    ),
     ServiceEntry(
         "notification",
         8004,

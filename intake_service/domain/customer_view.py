@@ -106,11 +106,119 @@ def _acknowledged(payload: Mapping[str, Any]) -> ViewChange:
     )
 
 
+@dataclass(frozen=True)
+class CaseStep:
+    """A case event the customer sees: its step, and the promise that follows it (if any).
+
+    Case events carry `customer_visible_state` (resolution's lifecycle maps its states to the
+    five), so one rule serves them all; an unknown state keeps what the customer saw.
+    """
+
+    code: str
+    summary_zh: str
+    summary_en: str
+    next_step: str | None = None
+    # The payload field holding the next step's deadline.
+    due_field: str | None = None
+
+    def __call__(self, payload: Mapping[str, Any]) -> ViewChange:
+        details: dict[str, Any] = {}
+        if payload.get("remedies"):
+            details["remedies"] = [r["description"] for r in payload["remedies"]]
+        if payload.get("offer_hash"):
+            details["offer_hash"] = payload["offer_hash"]
+        return ViewChange(
+            step=Step(self.code, self.summary_zh, self.summary_en, details),
+            visible_state=known(CaseStatus, payload.get("customer_visible_state")),
+            next_step=self.next_step,
+            next_step_due_at=payload.get(self.due_field) if self.due_field else None,
+        )
+
+
+CASE_STEPS: tuple[tuple[str, CaseStep], ...] = (
+    (
+        "case.remedy_offered",
+        CaseStep(
+            "remedy_offered",
+            "我们为您提出了解决方案，请确认是否接受",
+            "We offered you a resolution: please accept or decline it",
+            "customer_decision",
+        ),
+    ),
+    (
+        "case.offer_accepted",
+        CaseStep(
+            "offer_accepted",
+            "您已接受解决方案，我们正在执行",
+            "You accepted the resolution; it is being carried out",
+            "execution",
+        ),
+    ),
+    (
+        "case.offer_rejected",
+        CaseStep(
+            "offer_rejected",
+            "您未接受方案，我们正在与您进一步协商",
+            "You declined the offer; we are working on another one with you",
+            "new_offer",
+        ),
+    ),
+    (
+        "case.resolved",
+        CaseStep(
+            "resolved",
+            "投诉已解决，如有异议可在期限内申诉",
+            "Your complaint is resolved; you may appeal within the window",
+            "appeal_window",
+            "appeal_window_ends_at",
+        ),
+    ),
+    (
+        "case.rejected",
+        CaseStep(
+            "decided_without_remedy",
+            "投诉已处理完毕，未予支持，详见说明",
+            "Your complaint was decided without a remedy; see the explanation",
+            "appeal_window",
+            "appeal_window_ends_at",
+        ),
+    ),
+    (
+        "case.closed",
+        CaseStep(
+            "closed",
+            "投诉已关闭",
+            "Your complaint is closed",
+            "appeal_window",
+            "appeal_window_ends_at",
+        ),
+    ),
+    (
+        "case.appealed",
+        CaseStep(
+            "appealed",
+            "已收到您的申诉，将由上级复核",
+            "We received your appeal; a senior reviewer will look at it",
+            "appeal_review",
+        ),
+    ),
+    (
+        "case.reopened",
+        CaseStep(
+            "reopened",
+            "复核后，您的投诉已重新处理",
+            "After review, your complaint was reopened and is being handled again",
+            "new_offer",
+        ),
+    ),
+)
+
 # Events of the other services the customer's view knows, by event type.
 VIEW_RULES: dict[str, Callable[[Mapping[str, Any]], ViewChange]] = {
     "complaint.triaged": _triaged,
     "case.opened": _case_opened,
     "acknowledgement.recorded": _acknowledged,
+    **dict(CASE_STEPS),
 }
 
 

@@ -377,6 +377,314 @@ class CaseOpened(EventPayload):
     status: CaseStatusCode
     first_response_due_at: AwareDatetime
     opened_at: AwareDatetime
+    # Fields below are absent from older producers.
+    # The lifecycle's internal state (open) and its customer-visible state, as every case
+    # event carries them.
+    state: OpenCode | None = None
+    customer_visible_state: CaseStatusCode | None = None
+    team: str | None = None
+
+
+class RemedyLine(BaseModel):
+    """One remedy of an offer as merchants and notification read it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    # refund, return_and_refund, exchange, repair, reship, coupon, balance_credit, apology...
+    kind: OpenCode
+    amount: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    # merchant, carrier, platform or customer: who bears its cost.
+    paid_by: OpenCode | None = None
+    description: FreeText = Field(max_length=1000)
+
+
+class CaseChange(EventPayload):
+    """What every event of a case's lifecycle carries after case.opened (not an event itself).
+
+    One shape for all of them: the case, its merchant, the state it is now in (internal and
+    customer-visible), who moved it and why, plus the facts of the step that apply (the
+    verification's deadline, the offer, the task...). Never the customer's contact or words.
+    """
+
+    topic: ClassVar[Topic] = Topic.RESOLUTION_CASE
+
+    case_id: UUID
+    complaint_number: str
+    merchant_id: str
+    team: str
+    # The lifecycle's state after the step (open vocabulary: resolution owns the words).
+    state: OpenCode
+    previous_state: OpenCode | None = None
+    customer_visible_state: CaseStatusCode
+    # What moved the case: assign, merchant_answers, customer_accepts, auto_close...
+    trigger: OpenCode
+    # Who: `agent:alice`, `merchant:m-1`, `storefront:sf-1`, or `resolution_service` (timers).
+    actor: SingleLine = Field(max_length=200)
+    at: AwareDatetime
+    reason: FreeText | None = Field(default=None, max_length=2000)
+    assignee_id: SingleLine | None = Field(default=None, max_length=200)
+    # Merchant verification.
+    questions: list[FreeText] = Field(default_factory=list, max_length=20)
+    requested_at: AwareDatetime | None = None
+    respond_by: AwareDatetime | None = None
+    stance: OpenCode | None = None
+    evidence_refs: list[SingleLine] = Field(default_factory=list, max_length=50)
+    # Responsibility and the offer.
+    responsibility: OpenCode | None = None
+    remedies: list[RemedyLine] = Field(default_factory=list, max_length=20)
+    offer_total: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
+    policy_version: str | None = Field(default=None, max_length=100)
+    rules_applied: list[str] = Field(default_factory=list, max_length=50)
+    approval_reasons: list[FreeText] = Field(default_factory=list, max_length=20)
+    offer_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    negotiation_round: int | None = Field(default=None, ge=0)
+    referral_body: OpenCode | None = None
+    # Execution.
+    task_key: str | None = Field(default=None, max_length=100)
+    task_kind: OpenCode | None = None
+    task_state: OpenCode | None = None
+    task_due_at: AwareDatetime | None = None
+    # Decision, closure and appeal.
+    resolved_at: AwareDatetime | None = None
+    auto_close_at: AwareDatetime | None = None
+    appeal_window_ends_at: AwareDatetime | None = None
+
+
+class CaseAssigned(CaseChange):
+    """The case was assigned (or reassigned) to an agent of its team."""
+
+    event_type: ClassVar[str] = "case.assigned"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseRetriaged(CaseChange):
+    """A newer triage (category, priority, team) updated the case where it stands."""
+
+    event_type: ClassVar[str] = "case.retriaged"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseInvestigationStarted(CaseChange):
+    """The assigned agent started investigating."""
+
+    event_type: ClassVar[str] = "case.investigation_started"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseMerchantVerificationRequested(CaseChange):
+    """The merchant is asked to verify the complaint with evidence and a stance by a deadline."""
+
+    event_type: ClassVar[str] = "case.merchant_verification_requested"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseMerchantVerificationAnswered(CaseChange):
+    """The merchant answered the verification: accepted responsibility or disputed it."""
+
+    event_type: ClassVar[str] = "case.merchant_verification_answered"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseMerchantVerificationDeadlineMissed(CaseChange):
+    """The merchant did not answer in time: the case proceeds against the merchant."""
+
+    event_type: ClassVar[str] = "case.merchant_verification_deadline_missed"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseRemedyProposed(CaseChange):
+    """Responsibility is decided and a remedy is proposed by the compensation policy."""
+
+    event_type: ClassVar[str] = "case.remedy_proposed"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseApprovalRequested(CaseChange):
+    """The proposal needs a supervisor's approval (amount, flagged account or goodwill)."""
+
+    event_type: ClassVar[str] = "case.approval_requested"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseRemedyApproved(CaseChange):
+    """A supervisor approved the proposal."""
+
+    event_type: ClassVar[str] = "case.remedy_approved"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseRemedyRejectedBySupervisor(CaseChange):
+    """A supervisor rejected the proposal with a reason: the agent proposes again."""
+
+    event_type: ClassVar[str] = "case.remedy_rejected_by_supervisor"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseRemedyOffered(CaseChange):
+    """The offer is with the customer: the case awaits their confirmation."""
+
+    event_type: ClassVar[str] = "case.remedy_offered"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseOfferAccepted(CaseChange):
+    """The customer accepted the offer; the proof of consent is stored (its hash here)."""
+
+    event_type: ClassVar[str] = "case.offer_accepted"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseOfferRejected(CaseChange):
+    """The customer rejected the offer: negotiation opens."""
+
+    event_type: ClassVar[str] = "case.offer_rejected"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseCounterOffered(CaseChange):
+    """The agent made a counter-offer (a negotiation round)."""
+
+    event_type: ClassVar[str] = "case.counter_offered"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseEscalated(CaseChange):
+    """Negotiation used its rounds: the case goes up to a supervisor."""
+
+    event_type: ClassVar[str] = "case.escalated"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseMediationStarted(CaseChange):
+    """A supervisor mediates (调解)."""
+
+    event_type: ClassVar[str] = "case.mediation_started"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseReferred(CaseChange):
+    """The dispute was referred to an outside body (consumer association, dispute centre...)."""
+
+    event_type: ClassVar[str] = "case.referred"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseExternalOutcomeRecorded(CaseChange):
+    """The outside body's outcome was recorded: a settlement or a dismissal."""
+
+    event_type: ClassVar[str] = "case.external_outcome_recorded"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseExecutionStarted(CaseChange):
+    """The accepted remedies became tasks with deadlines."""
+
+    event_type: ClassVar[str] = "case.execution_started"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseTaskUpdated(CaseChange):
+    """An execution task progressed (started, a tracking number, a reference, a failure...)."""
+
+    event_type: ClassVar[str] = "case.task_updated"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseTaskCompleted(CaseChange):
+    """An execution task is done, with the facts that prove it."""
+
+    event_type: ClassVar[str] = "case.task_completed"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseResolved(CaseChange):
+    """Every task is done: the case is resolved (已完成)."""
+
+    event_type: ClassVar[str] = "case.resolved"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseRejected(CaseChange):
+    """No remedy is owed: the case is decided with its explanation."""
+
+    event_type: ClassVar[str] = "case.rejected"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseClosed(CaseChange):
+    """The case closed (已关闭): on its own after the decision, or when a review upheld it."""
+
+    event_type: ClassVar[str] = "case.closed"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseAppealed(CaseChange):
+    """The customer appealed (申诉) the decision within the window."""
+
+    event_type: ClassVar[str] = "case.appealed"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseReviewStarted(CaseChange):
+    """Someone other than the deciding agent reviews the appeal."""
+
+    event_type: ClassVar[str] = "case.review_started"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseDecisionUpheld(CaseChange):
+    """The review upheld the decision."""
+
+    event_type: ClassVar[str] = "case.decision_upheld"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseReopened(CaseChange):
+    """The review reopened the case: back to investigation."""
+
+    event_type: ClassVar[str] = "case.reopened"
+    schema_version: ClassVar[int] = 1
+
+
+class CaseWithdrawn(CaseChange):
+    """The customer withdrew the complaint: the case stops."""
+
+    event_type: ClassVar[str] = "case.withdrawn"
+    schema_version: ClassVar[int] = 1
+
+
+CASE_CHANGES: tuple[type[CaseChange], ...] = (
+    CaseAssigned,
+    CaseRetriaged,
+    CaseInvestigationStarted,
+    CaseMerchantVerificationRequested,
+    CaseMerchantVerificationAnswered,
+    CaseMerchantVerificationDeadlineMissed,
+    CaseRemedyProposed,
+    CaseApprovalRequested,
+    CaseRemedyApproved,
+    CaseRemedyRejectedBySupervisor,
+    CaseRemedyOffered,
+    CaseOfferAccepted,
+    CaseOfferRejected,
+    CaseCounterOffered,
+    CaseEscalated,
+    CaseMediationStarted,
+    CaseReferred,
+    CaseExternalOutcomeRecorded,
+    CaseExecutionStarted,
+    CaseTaskUpdated,
+    CaseTaskCompleted,
+    CaseResolved,
+    CaseRejected,
+    CaseClosed,
+    CaseAppealed,
+    CaseReviewStarted,
+    CaseDecisionUpheld,
+    CaseReopened,
+    CaseWithdrawn,
+)
 
 
 # --- notification.delivery.v1 --------------------------------------------------------

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from shared.events.envelope import EventEnvelope, EventPayload, RawEnvelope
 from shared.events.payloads import (
+    CASE_CHANGES,
     AcknowledgementRecorded,
     CaseOpened,
     ComplaintEscalated,
@@ -40,6 +41,7 @@ PAYLOAD_CLASSES: tuple[type[EventPayload], ...] = (
     ComplaintSlaBreached,
     ComplaintEscalated,
     CaseOpened,
+    *CASE_CHANGES,
     AcknowledgementRecorded,
     NotificationSent,
     NotificationFailed,

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from shared.events import (
+    CASE_CHANGES,
     PAYLOAD_CLASSES,
     AcknowledgementRecorded,
     CaseOpened,
@@ -34,6 +35,7 @@ from shared.events import (
     NotificationSent,
     OrderItem,
     OrderRef,
+    RemedyLine,
     decode_event,
     new_event,
 )
@@ -206,6 +208,9 @@ SAMPLES: dict[type[EventPayload], EventPayload] = {
         status=CaseStatus.PROCESSING,
         first_response_due_at=NOW,
         opened_at=NOW,
+        state="open",
+        customer_visible_state=CaseStatus.PROCESSING,
+        team="merchant_management",
     ),
     AcknowledgementRecorded: AcknowledgementRecorded(
         notification_id=uuid.uuid4(),
@@ -238,6 +243,46 @@ SAMPLES: dict[type[EventPayload], EventPayload] = {
         failed_at=NOW,
     ),
 }
+
+
+# Every case event shares one shape (CaseChange): one sample each, with the step's facts.
+CASE_ID = uuid.uuid4()
+for _cls in CASE_CHANGES:
+    SAMPLES[_cls] = _cls(
+        case_id=CASE_ID,
+        complaint_number="202405-000001",
+        merchant_id="m-1",
+        team="merchant_management",
+        state="awaiting_customer",
+        previous_state="remedy_proposed",
+        customer_visible_state=CaseStatus.AWAITING_CUSTOMER_CONFIRMATION,
+        trigger="offer_to_customer",
+        actor="agent:alice",
+        at=NOW,
+        assignee_id="agent:alice",
+        responsibility="merchant",
+        remedies=[
+            RemedyLine(
+                kind="refund",
+                amount=Decimal("299.00"),
+                paid_by="merchant",
+                description="full refund of 299.00 CNY to the original payment method",
+            ),
+            RemedyLine(
+                kind="coupon",
+                amount=Decimal("50.00"),
+                paid_by="merchant",
+                description="no-threshold coupon of 50.00 CNY, valid 30 days",
+            ),
+        ],
+        offer_total=Decimal("349.00"),
+        policy_version="compensation-v1",
+        rules_applied=["quality.remedy", "quality.coupon"],
+        offer_hash="0" * 64,
+        respond_by=NOW,
+        requested_at=NOW,
+        questions=["Your outbound QC record for this order?"],
+    )
 
 
 def test_every_event_has_a_sample():
@@ -315,7 +360,8 @@ def test_event_names_are_past_tense_and_dotted():
         assert noun, cls.event_type
         # complaint.info_requested, complaint.linked_duplicate, complaint.withdrawn: the verb
         # part holds a past participle.
-        participles = ("ed", "wn", "en", "sent")
+        # case.decision_upheld: "held" is the irregular participle of "hold".
+        participles = ("ed", "wn", "en", "sent", "held")
         assert any(word.endswith(participles) for word in verb.split("_")), cls.event_type
         assert snapshot_name(cls.event_type, cls.schema_version).endswith(
             f".v{cls.schema_version}.json"

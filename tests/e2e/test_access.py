@@ -43,6 +43,9 @@ ANONYMOUS_OPERATIONS = {
     ("GET", "/metrics"),
     ("POST", "/v1/auth/token"),
 }
+STAFF = {"agent", "supervisor", "admin"}
+SUPERVISORS = {"supervisor", "admin"}
+CUSTOMER = {"storefront", "admin"}
 MERCHANTS = {"merchant", "admin"}
 ENDPOINT = "/v1/merchants/{merchant_id}/webhook-endpoints/{endpoint_id}"
 # (service, method, path) -> the roles admitted; the reference the OpenAPI must match.
@@ -85,6 +88,44 @@ EXPECTED_ROLES: dict[tuple[str, str, str], set[str]] = {
         "supervisor",
         "admin",
     },
+    # Resolution: the ops teams work cases (detail, actions, queues); supervisors approve,
+    # mediate, refer and review; merchants answer verifications and report their tasks; the
+    # customer decides on offers and appeals through the storefront.
+    ("resolution", "GET", "/v1/complaints/{complaint_id}/detail"): STAFF,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/assignment"): STAFF,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/investigation"): STAFF,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/notes"): {
+        "storefront",
+        "merchant",
+        "agent",
+        "supervisor",
+        "admin",
+    },
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/verification-request"): STAFF,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/verification-answer"): {
+        "merchant",
+        "admin",
+    },
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/proposal"): STAFF,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/approval"): SUPERVISORS,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/customer-decision"): CUSTOMER,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/counter-offer"): STAFF,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/mediation"): SUPERVISORS,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/mediation-offer"): SUPERVISORS,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/referral"): SUPERVISORS,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/external-outcome"): SUPERVISORS,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/tasks/{task_key}/reports"): {
+        "merchant",
+        "agent",
+        "supervisor",
+        "admin",
+    },
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/appeal"): CUSTOMER,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/review"): SUPERVISORS,
+    ("resolution", "POST", "/v1/complaints/{complaint_id}/review-decision"): SUPERVISORS,
+    ("resolution", "GET", "/v1/queues/{team}"): STAFF,
+    ("resolution", "GET", "/v1/my-queue"): STAFF,
+    ("resolution", "GET", "/v1/ledger"): {"merchant", "agent", "supervisor", "admin"},
     ("notification", "GET", "/v1/complaints/{complaint_id}"): {"storefront", "admin"},
     # Merchants manage their own webhook endpoints (admins any merchant's); the customer states
     # preferences through the storefront; template previews are ops'.
@@ -108,7 +149,7 @@ EVIDENCE_OF: dict[str, str] = {}
 SCOPE_FIELDS = {
     "intake": {"storefront", "merchant"},
     "triage": {"merchant", "team"},
-    "resolution": {"merchant", "team"},
+    "resolution": {"merchant", "team", "storefront"},
     "notification": {"storefront"},
 }
 
@@ -187,6 +228,31 @@ IN_SCOPE_STATUS: dict[tuple[str, str, str], set[int]] = {
     # Each admitted POST registers an endpoint; each DELETE removes one made for it.
     ("notification", "POST", "/v1/merchants/{merchant_id}/webhook-endpoints"): {201},
     ("notification", "DELETE", ENDPOINT): {204},
+    # Resolution's actions on the withdrawn complaints are refused (409) once the withdrawal
+    # reached resolution; before it, the first steps of a case may still go through. Notes
+    # are always taken. The ledger names no merchant or carrier here: 422.
+    **{
+        ("resolution", "POST", f"/v1/complaints/{{complaint_id}}/{action}"): {200, 409}
+        for action in (
+            "assignment",
+            "investigation",
+            "verification-request",
+            "verification-answer",
+            "proposal",
+            "approval",
+            "customer-decision",
+            "counter-offer",
+            "mediation",
+            "mediation-offer",
+            "referral",
+            "external-outcome",
+            "tasks/{task_key}/reports",
+            "appeal",
+            "review",
+            "review-decision",
+        )
+    },
+    ("resolution", "GET", "/v1/ledger"): {422},
 }
 # Routes about a customer rather than one complaint: a list filtered by scope (never 404), or
 # the risk team's flags, which no complaint scopes.
@@ -201,12 +267,17 @@ CUSTOMER_ROUTES = {
 PLATFORM_ROUTES = {
     ("notification", "POST", "/v1/templates/{message_type}/{channel}/{locale}/preview"),
     ("triage", "POST", "/v1/classifier/retrain"),
+    ("resolution", "GET", "/v1/my-queue"),
+    ("resolution", "GET", "/v1/ledger"),
 }
+# Lists about the caller, not one complaint: a 200 names no complaint of its own.
+LIST_ROUTES = {("resolution", "GET", "/v1/my-queue")}
 # Queues are scoped by team, not by complaint: the team queue is the complaint's team's (the
 # matrix names it in the path), the manual-triage queue is intake review's, whom no test
 # caller belongs to.
 QUEUE_ROUTES = {
     ("triage", "GET", "/v1/queues/{team}"),
+    ("resolution", "GET", "/v1/queues/{team}"),
     ("triage", "GET", "/v1/queues/manual-triage"),
 }
 # Notification's routes about a merchant (its webhook endpoints): scoped by the merchant
@@ -459,7 +530,11 @@ class TestAuthorizationMatrix:
                                 elif want == 200 and (name, method_u, path) in QUEUE_ROUTES:
                                     team = QUEUE_TEAM.get((name, method_u, path), target.team)
                                     assert got.json()["team"] == team
-                                elif want == 200 and method_u == "GET":
+                                elif (
+                                    want == 200
+                                    and method_u == "GET"
+                                    and (name, method_u, path) not in LIST_ROUTES
+                                ):
                                     assert got.json()["complaint_id"] == target.complaint_id
         print(f"authorization matrix: {cells} cells")
         assert not wrong, "\n".join(wrong)
@@ -530,6 +605,15 @@ async def _call(
         "/retriage": {"priority": "important", "reason": "matrix check"},
         "/webhook-endpoints": {"url": MATRIX_HOOK_URL},
         "/preferences": {"non_essential_opt_out": False},
+        "/notes": {"note": "matrix"},
+        "/verification-answer": {"stance": "accept"},
+        "/approval": {"approve": True},
+        "/customer-decision": {"accept": False},
+        "/referral": {"body": "consumer_association"},
+        "/external-outcome": {"outcome": "dismissed", "summary": "matrix"},
+        "/reports": {"action": "start"},
+        "/appeal": {"reason": "matrix"},
+        "/review-decision": {"outcome": "upheld", "reason": "matrix"},
     }
     body = next((b for suffix, b in bodies.items() if path.endswith(suffix)), None)
     if method in ("POST", "PUT"):

@@ -267,3 +267,53 @@ def test_intake_subscribes_to_exactly_the_events_its_view_knows():
 
     subscribed = {event for handlers in SUBSCRIPTIONS.values() for event in handlers}
     assert subscribed == set(VIEW_RULES)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "state"),
+    [
+        ("case.remedy_offered", VisibleState.AWAITING_CUSTOMER_CONFIRMATION),
+        ("case.offer_accepted", VisibleState.PROCESSING),
+        ("case.offer_rejected", VisibleState.PROCESSING),
+        ("case.resolved", VisibleState.COMPLETED),
+        ("case.rejected", VisibleState.COMPLETED),
+        ("case.closed", VisibleState.CLOSED),
+        ("case.appealed", VisibleState.PROCESSING),
+        ("case.reopened", VisibleState.PROCESSING),
+    ],
+)
+def test_case_events_show_the_visible_state_they_carry(event_type: str, state: VisibleState):
+    payload = {
+        "customer_visible_state": state.value,
+        "remedies": [{"description": "full refund of 299.00 CNY"}],
+        "appeal_window_ends_at": NOW + timedelta(days=30),
+    }
+    change = view_change(event_type, payload)
+    assert change is not None
+    assert change.step.summary_zh
+    assert change.step.summary_en
+    after = apply_change(view(), change, NOW + timedelta(hours=1))
+    assert after is not None
+    assert after.visible_state == state
+
+
+def test_an_offer_shows_its_remedies_and_the_hash_to_accept_it_by():
+    change = view_change(
+        "case.remedy_offered",
+        {
+            "customer_visible_state": "awaiting_customer_confirmation",
+            "remedies": [{"description": "no-threshold coupon of 50.00 CNY, valid 30 days"}],
+            "offer_hash": "a" * 64,
+        },
+    )
+    assert change is not None
+    assert change.step.details == {
+        "remedies": ["no-threshold coupon of 50.00 CNY, valid 30 days"],
+        "offer_hash": "a" * 64,
+    }
+
+
+def test_a_case_state_this_version_does_not_know_keeps_what_the_customer_saw():
+    change = view_change("case.resolved", {"customer_visible_state": "mystery"})
+    assert change is not None
+    assert change.visible_state is None

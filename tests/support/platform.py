@@ -1,5 +1,6 @@
 """The four services as real processes against the run's database and topics."""
 
+import json
 import os
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -7,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from services.catalog import BY_NAME, CATALOG
 from services.launcher import ServiceProcess
+from shared.auth.principal import Role
 from tests.support.auth import auth_test_env
 from tests.support.stack import REPO_ROOT, StackUnderTest
 
@@ -54,6 +56,21 @@ TRIAGE_COUNTING_RULES_OFF = {
 TEST_OPEN_COMPLAINTS_CAP = 20
 
 
+# Resolution's merchant verification deadline and auto-close, in seconds on the test platform,
+# so tests/e2e/test_resolution_flow.py sees them pass (and survive kill -9) within a test.
+RESOLUTION_SHORT_DEADLINES = {
+    "RESOLUTION_VERIFICATION_RESPONSE_SECONDS": "10",
+    "RESOLUTION_AUTO_CLOSE_AFTER_SECONDS": "6",
+    # The authorization matrix walks resolution's many routes as every caller in one burst
+    # (merchants and bad credentials too): its limits are roomy. The protections themselves
+    # are tested against triage and intake, which keep the production limits for merchants.
+    "AUTH_RATE_LIMITS": json.dumps(
+        {role.value: {"per_second": 10_000, "burst": 10_000} for role in Role}
+    ),
+    "AUTH_FAILED_AUTH_LIMIT": json.dumps({"per_second": 10_000, "burst": 10_000}),
+}
+
+
 # The matrix registers merchants' webhook endpoints on loopback (tests/e2e/test_access.py).
 NOTIFICATION_LOOPBACK_WEBHOOKS = {"NOTIFICATION_WEBHOOK_ALLOW_INTERNAL_URLS": "true"}
 
@@ -67,6 +84,7 @@ def service_test_env(name: str) -> dict[str, str]:
         **(evidence if name == "intake" else {}),
         **(TRIAGE_COUNTING_RULES_OFF if name == "triage" else {}),
         **(NOTIFICATION_LOOPBACK_WEBHOOKS if name == "notification" else {}),
+        **(RESOLUTION_SHORT_DEADLINES if name == "resolution" else {}),
         f"{prefix}ENVIRONMENT": "test",
         f"{prefix}MAX_OPEN_COMPLAINTS_PER_CUSTOMER": str(TEST_OPEN_COMPLAINTS_CAP),
         # A killed member's partitions move after the session timeout: keep it short.

@@ -1,9 +1,8 @@
 """A service that stores customer data erases it on customer.erased: checked on its tables.
 
 Intake owns the customer and erases at the source; every consumer that keeps a column of
-customer data must handle `customer.erased`. Resolution keeps none today (its cases carry no
-customer id, contact or customer text), so it does not subscribe; a column added there that
-holds customer data fails this test until resolution erases it too.
+customer data must handle `customer.erased`. Resolution keeps the customer's id for scope (the
+storefront acts for its own customer) and in the proof of consent, and pseudonymises both.
 """
 
 from collections.abc import Mapping
@@ -59,7 +58,7 @@ def test_a_service_that_stores_customer_data_handles_customer_erased(service: st
 # customer.erased handler. A new one fails the test below: make the erasure cover it, then list it.
 ERASED_COLUMNS = {
     "triage": ["corrections.description", "triages.customer_id", "triages.description"],
-    "resolution": [],
+    "resolution": ["complaint_facts.customer_id", "consents.customer_id"],
     # Preferences are deleted with the customer; recipients keep a pseudonym and no contact.
     "notification": [
         "customer_preferences.customer_id",
