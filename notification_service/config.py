@@ -1,11 +1,17 @@
 """Notification settings (env prefix NOTIFICATION_)."""
 
+from datetime import timedelta
 from functools import lru_cache
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from notification_service.domain.surveys import SurveyPolicy
 from shared.settings import PiiSettings
+
+# Signs survey links on a developer's machine only: production refuses it.
+DEV_ONLY_SURVEY_KEY = "dev-only-survey-signing-key-not-for-production"
 
 
 class Settings(PiiSettings):
@@ -54,6 +60,38 @@ class Settings(PiiSettings):
     receipt_first_response_hours: float = Field(default=24.0, gt=0)
     # Staff addresses: "<audience>:<team>" or "<audience>:*" -> email (assigned_agent, supervisor).
     staff_emails: dict[str, str] = Field(default_factory=dict)
+    # Satisfaction surveys: signing keys (the last signs, all verify), where the link points,
+    # and the timing of domain/surveys.SurveyPolicy in seconds.
+    # Empty: a development key outside production; in production surveys are then refused
+    # (503) until keys are set.
+    survey_secret_keys: list[str] = Field(default_factory=list)
+    survey_url_base: str = "https://shop.example.com/survey/"
+    survey_invite_after_seconds: float = Field(default=2 * 3600, ge=0)
+    survey_valid_seconds: float = Field(default=7 * 86400, gt=0)
+    survey_remind_after_seconds: float = Field(default=2 * 86400, gt=0)
+    survey_min_time_left_seconds: float = Field(default=86400, ge=0)
+
+    @model_validator(mode="after")
+    def _refuse_the_dev_survey_key_in_production(self) -> Self:
+        if self.environment == "production" and DEV_ONLY_SURVEY_KEY in self.survey_secret_keys:
+            raise ValueError("survey_secret_keys holds the development key; set real ones")
+        self.survey_policy()  # a reminder after the link expires is refused at startup
+        return self
+
+    def survey_signing_keys(self) -> list[str]:
+        """The keys survey links are signed and checked with; empty when none is configured."""
+        if self.survey_secret_keys or self.environment == "production":
+            return list(self.survey_secret_keys)
+        return [DEV_ONLY_SURVEY_KEY]
+
+    def survey_policy(self) -> SurveyPolicy:
+        """When surveys are sent, how long their links live and when the reminder goes."""
+        return SurveyPolicy(
+            invite_after=timedelta(seconds=self.survey_invite_after_seconds),
+            valid_for=timedelta(seconds=self.survey_valid_seconds),
+            remind_after=timedelta(seconds=self.survey_remind_after_seconds),
+            min_time_left_for_reminder=timedelta(seconds=self.survey_min_time_left_seconds),
+        )
 
 
 @lru_cache

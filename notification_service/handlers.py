@@ -67,14 +67,25 @@ async def on_lifecycle_event(session: AsyncSession, event: EventEnvelope[Any]) -
 
 
 async def on_case_opened(session: AsyncSession, event: EventEnvelope[CaseOpened]) -> None:
-    """Records the acknowledgement the customer is owed and queues its message."""
+    """Records the acknowledgement the customer is owed, remembers the case, queues its message."""
     await service.acknowledge_case(session, event)
+    await service.record_case(session, event)
     await service.route_event(session, event, settings=get_settings())
 
 
 async def on_deliver(session: AsyncSession, timer: Timer) -> None:
     """Sends one message of the delivery log (a first try, a retry, or a delayed send)."""
     await service.deliver(session, timer, settings=get_settings(), channels=get_channels())
+
+
+async def on_survey_invite(session: AsyncSession, timer: Timer) -> None:
+    """Sends a case's survey link."""
+    await service.invite_to_survey(session, timer, settings=get_settings())
+
+
+async def on_survey_remind(session: AsyncSession, timer: Timer) -> None:
+    """Sends the one reminder of an unanswered survey."""
+    await service.remind_of_survey(session, timer, settings=get_settings())
 
 
 SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
@@ -94,4 +105,8 @@ SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
     Topic.RESOLUTION_CASE: {CaseOpened.event_type: on_case_opened},
 }
 
-TIMER_HANDLERS: dict[str, TimerHandler] = {service.DELIVER_TIMER: on_deliver}
+TIMER_HANDLERS: dict[str, TimerHandler] = {
+    service.DELIVER_TIMER: on_deliver,
+    service.SURVEY_INVITE_TIMER: on_survey_invite,
+    service.SURVEY_REMIND_TIMER: on_survey_remind,
+}

@@ -135,6 +135,43 @@ customer_preferences = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# The case resolution opened for each complaint (case.opened): what a survey is about.
+cases = Table(
+    "cases",
+    metadata,
+    Column("complaint_id", Uuid, primary_key=True),
+    Column("case_id", Uuid, nullable=False, unique=True),
+    Column("complaint_number", Text, nullable=False),
+    Column("merchant_id", Text, nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+)
+
+# One satisfaction survey per case: invited on a timer, reminded once, answered once.
+surveys = Table(
+    "surveys",
+    metadata,
+    Column("case_id", Uuid, primary_key=True),
+    Column("complaint_id", Uuid, nullable=False),
+    Column("complaint_number", Text, nullable=False),
+    Column("merchant_id", Text, nullable=False),
+    # Who asked for it (an admin today; resolution's case.resolved once it is published).
+    Column("requested_by", Text, nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=False),
+    Column("token", Text, nullable=True),
+    Column("invited_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("reminded_at", DateTime(timezone=True), nullable=True),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+    Column("score", Integer, nullable=True),
+    Column("reasons", ARRAY(Text), nullable=True),
+    Column("subjects", ARRAY(Text), nullable=True),
+    # The customer's own words: erased with the customer.
+    Column("comment", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_surveys_merchant_id", "merchant_id"),
+    Index("ix_surveys_complaint_id", "complaint_id"),
+)
+
 # Merchants' webhook endpoints: the secret is sealed at rest and shown once, when made.
 webhook_endpoints = Table(
     "webhook_endpoints",

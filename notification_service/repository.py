@@ -11,12 +11,14 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.models import (
+    cases,
     customer_preferences,
     delivery_attempts,
     erasures,
     messages,
     notifications,
     recipients,
+    surveys,
     webhook_endpoints,
 )
 from shared.db.statements import execute, insert_row
@@ -293,3 +295,60 @@ async def latest_preferred_channel(session: AsyncSession, *, customer_id: str) -
         .limit(1)
     )
     return result.scalar_one_or_none()
+
+
+async def insert_case(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Remembers a complaint's case (a redelivered case.opened changes nothing)."""
+    await insert_row(session, cases, values, skip_on_conflict=True)
+
+
+async def get_case(session: AsyncSession, *, complaint_id: UUID) -> Row[Any] | None:
+    """The case opened for a complaint."""
+    result = await session.execute(select(cases).where(cases.c.complaint_id == complaint_id))
+    return result.first()
+
+
+async def insert_survey(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Stores a case's survey; False when the case has one already."""
+    result = await insert_row(session, surveys, values, skip_on_conflict=True, returning="case_id")
+    return result.first() is not None
+
+
+async def get_survey(
+    session: AsyncSession, *, case_id: UUID, for_update: bool = False
+) -> Row[Any] | None:
+    """A case's survey (locked for an answer when asked)."""
+    statement = select(surveys).where(surveys.c.case_id == case_id)
+    if for_update:
+        statement = statement.with_for_update()
+    result = await session.execute(statement)
+    return result.first()
+
+
+async def update_survey(session: AsyncSession, *, case_id: UUID, **values: Any) -> None:
+    """Changes a survey (invited, reminded, answered)."""
+    await session.execute(update(surveys).where(surveys.c.case_id == case_id).values(**values))
+
+
+async def erase_survey_comments(session: AsyncSession, *, complaint_id: UUID) -> None:
+    """Forgets the customer's own words in a complaint's survey."""
+    await session.execute(
+        update(surveys).where(surveys.c.complaint_id == complaint_id).values(comment=None)
+    )
+
+
+async def list_surveys(
+    session: AsyncSession, *, merchant_id: str | None, answered: bool | None, limit: int
+) -> list[Row[Any]]:
+    """Surveys, newest first, optionally of one merchant and answered or not."""
+    statement = select(surveys)
+    if merchant_id is not None:
+        statement = statement.where(surveys.c.merchant_id == merchant_id)
+    if answered is not None:
+        statement = statement.where(
+            surveys.c.answered_at.is_not(None) if answered else surveys.c.answered_at.is_(None)
+        )
+    result = await session.execute(
+        statement.order_by(surveys.c.created_at.desc(), surveys.c.case_id).limit(limit)
+    )
+    return list(result.all())

@@ -3,16 +3,21 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from notification_service import service
 from notification_service.config import get_settings
 from notification_service.domain.preferences import CustomerPreferences
+from notification_service.domain.surveys import SurveyAnswer
 from notification_service.schemas import (
     ComplaintNotificationsView,
     PreferencesView,
     PreviewRequest,
     PreviewView,
+    SurveyList,
+    SurveyReceipt,
+    SurveyRequest,
+    SurveyView,
     WebhookEndpointCreate,
     WebhookEndpointCreated,
     WebhookEndpointList,
@@ -40,6 +45,71 @@ async def get_notifications(
     """Shows what the customer was told about a complaint (nothing yet, or not yours: 404)."""
     return await service.get_complaint_notifications(
         session, complaint_id=complaint_id, settings=get_settings(), principal=caller
+    )
+
+
+# Ops ask for a resolved case's survey (until resolution publishes that a case is resolved).
+SurveyRequester = Annotated[Principal, Depends(allow(Role.ADMIN))]
+
+
+@router.post(
+    "/{complaint_id}/survey",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SurveyView,
+    responses=problem_responses(404, 409, 503),
+    summary="Ask the customer of a resolved case how it went (one survey per case)",
+)
+async def request_survey(
+    complaint_id: UUID, session: SessionDep, caller: SurveyRequester, body: SurveyRequest
+) -> SurveyView:
+    """Schedules the survey invitation after the resolution, and its one reminder."""
+    return await service.request_survey(
+        session,
+        complaint_id=complaint_id,
+        request=body,
+        settings=get_settings(),
+        principal=caller,
+    )
+
+
+# --- Satisfaction surveys ---------------------------------------------------------------------
+
+surveys_router = APIRouter(prefix="/v1/surveys", tags=["surveys"])
+# Results feed the KPIs of agents, merchants and the platform: ops and supervisors read them.
+SurveyReader = Annotated[Principal, Depends(allow(Role.SUPERVISOR, Role.ADMIN))]
+
+
+@surveys_router.post(
+    "/{token}",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SurveyReceipt,
+    responses=problem_responses(404, 409, 410, 422, 503),
+    summary="Answer a survey, without signing in: the link's token is the credential",
+)
+async def answer_survey(
+    token: Annotated[str, Path(min_length=16, max_length=512, pattern=r"^[A-Za-z0-9_.\-]+$")],
+    body: SurveyAnswer,
+    session: SessionDep,
+) -> SurveyReceipt:
+    """Takes the one answer of the survey the token names (expired: 410; answered: 409)."""
+    return await service.answer_survey(session, token=token, answer=body, settings=get_settings())
+
+
+@surveys_router.get(
+    "",
+    response_model=SurveyList,
+    summary="Survey results (newest first), optionally of one merchant and answered or not",
+)
+async def list_surveys(
+    session: SessionDep,
+    caller: SurveyReader,
+    merchant_id: Annotated[str | None, Query(max_length=64)] = None,
+    answered: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> SurveyList:
+    """Lists surveys with their answers, the number answered and the average score."""
+    return await service.list_surveys(
+        session, merchant_id=merchant_id, answered=answered, limit=limit, principal=caller
     )
 
 

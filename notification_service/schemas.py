@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from notification_service.domain.preferences import CustomerPreferences
 from notification_service.domain.templates import DEFAULT_TIME_ZONE
@@ -139,3 +139,46 @@ class PreviewView(BaseModel):
     subject: str | None
     text: str
     html: str | None
+
+
+class SurveyRequest(BaseModel):
+    """Ops ask for a case's survey: when the case was resolved (now if not given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resolved_at: AwareDatetime | None = None
+
+
+class SurveyView(BaseModel):
+    """A case's survey: when it was sent and reminded, and the answer."""
+
+    case_id: UUID
+    complaint_id: UUID
+    complaint_number: str
+    merchant_id: str
+    requested_by: str
+    resolved_at: datetime
+    invited_at: datetime | None
+    expires_at: datetime | None
+    reminded_at: datetime | None
+    answered_at: datetime | None
+    score: int | None
+    reasons: list[str]
+    # Whose KPIs the reasons count for: agent, merchant, platform.
+    subjects: list[str]
+    comment: str | None
+
+
+class SurveyList(BaseModel):
+    """Survey results, with how many were answered and their average score."""
+
+    items: list[SurveyView]
+    answered: int
+    average_score: float | None
+
+
+class SurveyReceipt(BaseModel):
+    """What the anonymous answerer is told: thanks, for which complaint, when."""
+
+    complaint_number: str
+    answered_at: datetime

@@ -5,6 +5,7 @@ import ipaddress
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +34,16 @@ from notification_service.domain.routing import (
     delivery_key,
     load_rules,
 )
+from notification_service.domain.surveys import (
+    SurveyAnswer,
+    SurveyScope,
+    SurveyTokenExpiredError,
+    SurveyTokenInvalidError,
+    SurveyTokens,
+    invitation_due_at,
+    reminder_due_at,
+    should_remind,
+)
 from notification_service.domain.templates import (
     DEFAULT_LOCALE,
     DEFAULT_TIME_ZONE,
@@ -53,13 +64,24 @@ from notification_service.schemas import (
     PreviewRequest,
     PreviewView,
     RecipientView,
+    SurveyList,
+    SurveyReceipt,
+    SurveyRequest,
+    SurveyView,
     WebhookEndpointCreate,
     WebhookEndpointCreated,
     WebhookEndpointList,
     WebhookEndpointView,
 )
 from shared.auth import Principal, Role, ensure_visible
-from shared.errors import NotFoundError, UnprocessableError
+from shared.clock import default_clock
+from shared.errors import (
+    ConflictError,
+    GoneError,
+    NotFoundError,
+    ServiceUnavailableError,
+    UnprocessableError,
+)
 from shared.events import (
     AcknowledgementRecorded,
     CaseOpened,
@@ -75,6 +97,7 @@ from shared.events import (
     EventEnvelope,
     NotificationFailed,
     NotificationSent,
+    SurveyCompleted,
     new_event,
 )
 from shared.pii import customer_pseudonym, mask_email, mask_phone, seal, unseal
@@ -200,6 +223,7 @@ async def erase_customer(session: AsyncSession, event: EventEnvelope[CustomerEra
         customer_id=customer_pseudonym(erasure.customer_id),
     )
     await repository.delete_preferences(session, customer_id=erasure.customer_id)
+    await repository.erase_survey_comments(session, complaint_id=event.complaint_id)
 
 
 async def acknowledge_case(session: AsyncSession, event: EventEnvelope[CaseOpened]) -> None:
@@ -527,7 +551,9 @@ async def route_event(
     context = build(event, settings).model_dump(mode="json")
     for recipient in route.recipients:
         if recipient.audience is Audience.CUSTOMER:
-            await _queue_customer_message(session, event, route, context, settings=settings)
+            await _queue_customer_message(
+                session, Cause.of(event), route, context, settings=settings
+            )
         elif recipient.audience in (Audience.ASSIGNED_AGENT, Audience.SUPERVISOR):
             for channel in recipient.channels:
                 await _queue_staff_message(
@@ -537,8 +563,28 @@ async def route_event(
             await _queue_merchant_messages(session, event, route)
 
 
+@dataclass(frozen=True)
+class Cause:
+    """What a message is about: the event (or notification's own occasion) that caused it."""
+
+    event_id: UUID
+    complaint_id: UUID
+    complaint_number: str
+    correlation_id: str
+
+    @classmethod
+    def of(cls, event: EventEnvelope[Any]) -> "Cause":
+        """The cause of the messages an event makes."""
+        return cls(
+            event.event_id,
+            event.complaint_id,
+            event.payload.complaint_number,
+            event.correlation_id,
+        )
+
+
 def _message_values(
-    event: EventEnvelope[Any],
+    cause: Cause,
     route: MessageRoute,
     *,
     audience: str,
@@ -550,11 +596,11 @@ def _message_values(
     now = utcnow()
     return {
         "id": uuid.uuid4(),
-        "delivery_key": delivery_key(event.event_id, audience, recipient_id, key_channel),
-        "event_id": event.event_id,
-        "complaint_id": event.complaint_id,
-        "complaint_number": event.payload.complaint_number,
-        "correlation_id": event.correlation_id,
+        "delivery_key": delivery_key(cause.event_id, audience, recipient_id, key_channel),
+        "event_id": cause.event_id,
+        "complaint_id": cause.complaint_id,
+        "complaint_number": cause.complaint_number,
+        "correlation_id": cause.correlation_id,
         "message_type": route.message_type,
         "audience": audience,
         "recipient_id": recipient_id,
@@ -582,23 +628,23 @@ def _message_values(
 
 async def _queue_customer_message(
     session: AsyncSession,
-    event: EventEnvelope[Any],
+    cause: Cause,
     route: MessageRoute,
     context: dict[str, Any],
     *,
     settings: Settings,
 ) -> None:
     values = _message_values(
-        event,
+        cause,
         route,
         audience=Audience.CUSTOMER,
-        recipient_id=str(event.complaint_id),
+        recipient_id=str(cause.complaint_id),
         channel=None,
         key_channel=CUSTOMER_CHANNEL_KEY,
         context=context,
     )
-    recipient = await repository.get_recipient(session, complaint_id=event.complaint_id)
-    if recipient is None and await repository.is_erased(session, complaint_id=event.complaint_id):
+    recipient = await repository.get_recipient(session, complaint_id=cause.complaint_id)
+    if recipient is None and await repository.is_erased(session, complaint_id=cause.complaint_id):
         values |= {"status": SKIPPED, "reason": "the customer was erased"}
     if not await repository.insert_message(session, values):
         return  # the same event again: its message is already in the log
@@ -674,7 +720,7 @@ async def _queue_staff_message(
     recipient_id = f"{audience.value}:{team}"
     now = utcnow()
     values = _message_values(
-        event,
+        Cause.of(event),
         route,
         audience=audience,
         recipient_id=recipient_id,
@@ -704,7 +750,7 @@ async def _queue_merchant_messages(
     now = utcnow()
     for endpoint in await repository.list_endpoints(session, merchant_id=merchant_id):
         values = _message_values(
-            event,
+            Cause.of(event),
             route,
             audience=Audience.MERCHANT,
             recipient_id=str(endpoint.id),
@@ -1226,4 +1272,252 @@ def preview_template(
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
+    )
+
+
+# --- satisfaction surveys (回访) ---------------------------------------------------------
+
+SURVEY_INVITE_TIMER = "notification.survey_invite"
+SURVEY_REMIND_TIMER = "notification.survey_remind"
+SURVEY_INVITATION = "notification.survey_invitation"
+SURVEY_REMINDER = "notification.survey_reminder"
+# A survey's messages have no event of their own: their cause ids derive from the case.
+_SURVEY_CAUSES = uuid.UUID("9b1f6c3e-2d47-4a8e-b5c1-7e0f3a9d2c64")
+
+
+def survey_tokens(settings: Settings) -> SurveyTokens:
+    """The survey link signer, on the process clock (tests move it)."""
+    keys = settings.survey_signing_keys()
+    if not keys:
+        raise ServiceUnavailableError("surveys are not configured: no survey signing keys")
+    return SurveyTokens(
+        keys,
+        valid_for=settings.survey_policy().valid_for,
+        clock=default_clock(),
+    )
+
+
+async def record_case(session: AsyncSession, event: EventEnvelope[CaseOpened]) -> None:
+    """Remembers the case of a complaint: what its survey will be about."""
+    case = event.payload
+    await repository.insert_case(
+        session,
+        {
+            "complaint_id": event.complaint_id,
+            "case_id": case.case_id,
+            "complaint_number": case.complaint_number,
+            "merchant_id": case.merchant_id,
+            "opened_at": case.opened_at,
+        },
+    )
+
+
+def _survey_view(row: Row[Any]) -> SurveyView:
+    return SurveyView(
+        case_id=row.case_id,
+        complaint_id=row.complaint_id,
+        complaint_number=row.complaint_number,
+        merchant_id=row.merchant_id,
+        requested_by=row.requested_by,
+        resolved_at=row.resolved_at,
+        invited_at=row.invited_at,
+        expires_at=row.expires_at,
+        reminded_at=row.reminded_at,
+        answered_at=row.answered_at,
+        score=row.score,
+        reasons=list(row.reasons or []),
+        subjects=list(row.subjects or []),
+        comment=row.comment,
+    )
+
+
+async def request_survey(
+    session: AsyncSession,
+    *,
+    complaint_id: UUID,
+    request: SurveyRequest,
+    settings: Settings,
+    principal: Principal,
+) -> SurveyView:
+    """Asks the customer of a resolved case how it went: one survey per case, on a timer.
+
+    Ops trigger it until resolution publishes the event that says a case is resolved.
+    """
+    missing = f"no notifications for complaint {complaint_id}"
+    ensure_visible(principal, missing)
+    survey_tokens(settings)  # refuse now, not when the invitation is due, if links cannot be signed
+    case = await repository.get_case(session, complaint_id=complaint_id)
+    if case is None:
+        raise NotFoundError(missing)
+    resolved_at = request.resolved_at or utcnow()
+    stored = await repository.insert_survey(
+        session,
+        {
+            "case_id": case.case_id,
+            "complaint_id": complaint_id,
+            "complaint_number": case.complaint_number,
+            "merchant_id": case.merchant_id,
+            "requested_by": principal.id,
+            "resolved_at": resolved_at,
+            "created_at": utcnow(),
+        },
+    )
+    if not stored:
+        raise ConflictError(f"a survey was already requested for complaint {complaint_id}")
+    await schedule(
+        session,
+        timers,
+        kind=SURVEY_INVITE_TIMER,
+        key=str(case.case_id),
+        due_at=invitation_due_at(resolved_at, settings.survey_policy()),
+        payload={"case_id": str(case.case_id), "complaint_id": str(complaint_id)},
+    )
+    row = await repository.get_survey(session, case_id=case.case_id)
+    assert row is not None
+    return _survey_view(row)
+
+
+def _survey_cause(survey: Row[Any], occasion: str) -> Cause:
+    return Cause(
+        event_id=uuid.uuid5(_SURVEY_CAUSES, f"{survey.case_id}|{occasion}"),
+        complaint_id=survey.complaint_id,
+        complaint_number=survey.complaint_number,
+        correlation_id=f"survey-{survey.case_id}",
+    )
+
+
+async def _queue_survey_message(
+    session: AsyncSession, survey: Row[Any], message_type: str, *, settings: Settings
+) -> None:
+    route = load_rules().route(message_type)
+    if route is None:
+        return
+    await repository.lock_complaint(session, complaint_id=survey.complaint_id)
+    context = contexts.SurveyInvitation(
+        complaint_number=survey.complaint_number,
+        survey_url=f"{settings.survey_url_base}{survey.token}",
+        expires_at=survey.expires_at,
+    ).model_dump(mode="json")
+    await _queue_customer_message(
+        session, _survey_cause(survey, message_type), route, context, settings=settings
+    )
+
+
+async def invite_to_survey(session: AsyncSession, timer: Timer, *, settings: Settings) -> None:
+    """Sends the survey's link (signed, expiring) and schedules its one reminder."""
+    survey = await repository.get_survey(session, case_id=UUID(timer.payload["case_id"]))
+    if survey is None or survey.invited_at is not None or survey.answered_at is not None:
+        return
+    policy = settings.survey_policy()
+    now = utcnow()
+    token = survey_tokens(settings).issue(
+        SurveyScope(case_id=survey.case_id, complaint_number=survey.complaint_number)
+    )
+    await repository.update_survey(
+        session,
+        case_id=survey.case_id,
+        token=token,
+        invited_at=now,
+        expires_at=now + policy.valid_for,
+    )
+    survey = await repository.get_survey(session, case_id=survey.case_id)
+    assert survey is not None
+    await _queue_survey_message(session, survey, SURVEY_INVITATION, settings=settings)
+    remind_at = reminder_due_at(now, policy)
+    if remind_at is not None:
+        await schedule(
+            session,
+            timers,
+            kind=SURVEY_REMIND_TIMER,
+            key=str(survey.case_id),
+            due_at=remind_at,
+            payload=timer.payload,
+        )
+
+
+async def remind_of_survey(session: AsyncSession, timer: Timer, *, settings: Settings) -> None:
+    """Sends the one reminder of a survey still unanswered, while it is worth answering."""
+    survey = await repository.get_survey(session, case_id=UUID(timer.payload["case_id"]))
+    if survey is None or survey.invited_at is None:
+        return
+    now = utcnow()
+    if not should_remind(
+        invited_at=survey.invited_at,
+        now=now,
+        answered=survey.answered_at is not None,
+        reminders_sent=0 if survey.reminded_at is None else 1,
+        policy=settings.survey_policy(),
+    ):
+        return
+    await repository.update_survey(session, case_id=survey.case_id, reminded_at=now)
+    await _queue_survey_message(session, survey, SURVEY_REMINDER, settings=settings)
+
+
+async def answer_survey(
+    session: AsyncSession, *, token: str, answer: SurveyAnswer, settings: Settings
+) -> SurveyReceipt:
+    """Takes the one answer a survey link allows; the token is the only credential."""
+    try:
+        scope = survey_tokens(settings).open(token)
+    except SurveyTokenExpiredError as exc:
+        raise GoneError("this survey link has expired") from exc
+    except SurveyTokenInvalidError as exc:
+        raise NotFoundError("no survey for this link") from exc
+    survey = await repository.get_survey(session, case_id=scope.case_id, for_update=True)
+    if survey is None or survey.complaint_number != scope.complaint_number:
+        raise NotFoundError("no survey for this link")
+    if survey.answered_at is not None:
+        raise ConflictError("this survey was already answered")
+    if await repository.is_erased(session, complaint_id=survey.complaint_id):
+        raise GoneError("this survey is closed")
+    now = utcnow()
+    reasons = [reason.value for reason in answer.reasons]
+    subjects = sorted(subject.value for subject in answer.subjects)
+    await repository.update_survey(
+        session,
+        case_id=survey.case_id,
+        answered_at=now,
+        score=answer.score,
+        reasons=reasons,
+        subjects=subjects,
+        comment=answer.comment,
+    )
+    await outbox.add(
+        session,
+        new_event(
+            SurveyCompleted(
+                case_id=survey.case_id,
+                complaint_number=survey.complaint_number,
+                merchant_id=survey.merchant_id,
+                score=answer.score,
+                reasons=reasons,
+                subjects=subjects,
+                has_comment=answer.comment is not None,
+                answered_at=now,
+            ),
+            producer=PRODUCER,
+            complaint_id=survey.complaint_id,
+            correlation_id=f"survey-{survey.case_id}",
+        ),
+    )
+    return SurveyReceipt(complaint_number=survey.complaint_number, answered_at=now)
+
+
+async def list_surveys(
+    session: AsyncSession,
+    *,
+    merchant_id: str | None,
+    answered: bool | None,
+    limit: int,
+    principal: Principal,
+) -> SurveyList:
+    """Survey results for ops and supervisors (KPIs of agents, merchants and the platform)."""
+    rows = await repository.list_surveys(
+        session, merchant_id=merchant_id, answered=answered, limit=limit
+    )
+    scores = [row.score for row in rows if row.score is not None]
+    return SurveyList(
+        items=[_survey_view(row) for row in rows],
+        answered=len(scores),
+        average_score=round(sum(scores) / len(scores), 2) if scores else None,
     )

@@ -18,8 +18,9 @@ from shared.auth.settings import AuthSettings
 from shared.errors import PROBLEM_JSON, Problem, problem_responses
 from shared.http_limits import BodyLimitMiddleware
 
-# Routes anyone may call: liveness, readiness and signing in.
-ANONYMOUS_PATHS = frozenset({"/healthz", "/readyz", "/v1/auth/token"})
+# Routes anyone may call: liveness, readiness, signing in, and answering a survey (its signed,
+# expiring link is the credential: notification_service/domain/surveys.py).
+ANONYMOUS_PATHS = frozenset({"/healthz", "/readyz", "/v1/auth/token", "/v1/surveys/{token}"})
 # Open in development, admin-only when operations are protected.
 OPERATIONS_PATHS = frozenset({"/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
 AUTH_PROBLEMS = (401, 403, 413, 422, 429)

@@ -56,6 +56,7 @@ from shared.events.payloads import (
     OrderRef,
     ProductRef,
     RemedyLine,
+    SurveyCompleted,
 )
 from shared.events.registry import (
     PAYLOAD_CLASSES,
@@ -126,6 +127,7 @@ __all__ = [
     "ProductRef",
     "RawEnvelope",
     "RemedyLine",
+    "SurveyCompleted",
     "Topic",
     "UndecodableEventError",
     "UnsupportedSchemaVersionError",

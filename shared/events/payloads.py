@@ -749,3 +749,26 @@ class NotificationFailed(EventPayload):
     reason: FreeText = Field(max_length=2000)
     attempts: int = Field(ge=0)
     failed_at: AwareDatetime
+
+
+class SurveyCompleted(EventPayload):
+    """A customer answered the satisfaction survey of a case (回访): once per case.
+
+    The score and reasons feed the agent's, the merchant's and the platform's KPIs; the
+    customer's comment stays in notification (the customer's own words may hold personal data).
+    """
+
+    event_type: ClassVar[str] = "survey.completed"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic] = Topic.NOTIFICATION_DELIVERY
+
+    case_id: UUID
+    complaint_number: str
+    merchant_id: str
+    score: int = Field(ge=1, le=5)
+    # fast_response, unfair_remedy, merchant_uncooperative... (open vocabulary).
+    reasons: list[OpenCode] = Field(default_factory=list, max_length=50)
+    # Whose KPIs the reasons count for: agent, merchant, platform (open vocabulary).
+    subjects: list[OpenCode] = Field(default_factory=list, max_length=10)
+    has_comment: bool = False
+    answered_at: AwareDatetime

@@ -24,6 +24,7 @@ from shared.events.payloads import (
     CustomerErased,
     NotificationFailed,
     NotificationSent,
+    SurveyCompleted,
 )
 from shared.text import LENIENT_TEXT
 
@@ -45,6 +46,7 @@ PAYLOAD_CLASSES: tuple[type[EventPayload], ...] = (
     AcknowledgementRecorded,
     NotificationSent,
     NotificationFailed,
+    SurveyCompleted,
 )
 
 _BY_TYPE_AND_VERSION: dict[tuple[str, int], type[EventPayload]] = {

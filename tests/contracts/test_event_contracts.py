@@ -36,6 +36,7 @@ from shared.events import (
     OrderItem,
     OrderRef,
     RemedyLine,
+    SurveyCompleted,
     decode_event,
     new_event,
 )
@@ -241,6 +242,16 @@ SAMPLES: dict[type[EventPayload], EventPayload] = {
         reason="gave up after 7 attempts: the schedule is spent",
         attempts=7,
         failed_at=NOW,
+    ),
+    SurveyCompleted: SurveyCompleted(
+        case_id=uuid.uuid4(),
+        complaint_number="202405-000001",
+        merchant_id="m-1",
+        score=4,
+        reasons=["fast_response", "merchant_cooperative"],
+        subjects=["merchant", "platform"],
+        has_comment=True,
+        answered_at=NOW,
     ),
 }
 

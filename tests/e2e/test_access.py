@@ -42,6 +42,8 @@ ANONYMOUS_OPERATIONS = {
     # open in development and test; admin-only in production (tests/unit/test_access.py)
     ("GET", "/metrics"),
     ("POST", "/v1/auth/token"),
+    # A survey's signed, expiring link is its own credential (notification).
+    ("POST", "/v1/surveys/{token}"),
 }
 STAFF = {"agent", "supervisor", "admin"}
 SUPERVISORS = {"supervisor", "admin"}
@@ -136,6 +138,9 @@ EXPECTED_ROLES: dict[tuple[str, str, str], set[str]] = {
     ("notification", "GET", "/v1/customers/{customer_id}/preferences"): {"storefront", "admin"},
     ("notification", "PUT", "/v1/customers/{customer_id}/preferences"): {"storefront", "admin"},
     ("notification", "POST", "/v1/templates/{message_type}/{channel}/{locale}/preview"): {"admin"},
+    # Ops ask for a resolved case's survey; supervisors and ops read the results (KPIs).
+    ("notification", "POST", "/v1/complaints/{complaint_id}/survey"): {"admin"},
+    ("notification", "GET", "/v1/surveys"): {"supervisor", "admin"},
     # Evidence: uploaded by storefronts, read like the complaint it is attached to.
     ("intake", "POST", "/v1/evidence"): {"storefront"},
     ("intake", "GET", "/v1/evidence/{evidence_id}"): {"storefront", "merchant", "admin"},
@@ -228,6 +233,9 @@ IN_SCOPE_STATUS: dict[tuple[str, str, str], set[int]] = {
     # Each admitted POST registers an endpoint; each DELETE removes one made for it.
     ("notification", "POST", "/v1/merchants/{merchant_id}/webhook-endpoints"): {201},
     ("notification", "DELETE", ENDPOINT): {204},
+    # One survey per case: the first request makes it (once case.opened has reached
+    # notification: 404 before), the next ones are 409.
+    ("notification", "POST", "/v1/complaints/{complaint_id}/survey"): {201, 404, 409},
     # Resolution's actions on the withdrawn complaints are refused (409) once the withdrawal
     # reached resolution; before it, the first steps of a case may still go through. Notes
     # are always taken. The ledger names no merchant or carrier here: 422.
@@ -264,7 +272,9 @@ CUSTOMER_ROUTES = {
     ("intake", "DELETE", "/v1/customers/{customer_id}/flags/{flag}"),
 }
 # Routes about the platform rather than one complaint: any admitted caller gets the answer.
+SURVEY_LISTS = {("notification", "GET", "/v1/surveys")}
 PLATFORM_ROUTES = {
+    ("notification", "GET", "/v1/surveys"),
     ("notification", "POST", "/v1/templates/{message_type}/{channel}/{locale}/preview"),
     ("triage", "POST", "/v1/classifier/retrain"),
     ("resolution", "GET", "/v1/my-queue"),
@@ -494,6 +504,9 @@ class TestAuthorizationMatrix:
                                 if want == 404 and (name, method_u, path) in OWNER_ROUTES:
                                     # Worded as a missing merchant, endpoint or customer.
                                     assert got.json()["detail"].startswith("no "), got.text
+                                    continue
+                                if want == 200 and (name, method_u, path) in SURVEY_LISTS:
+                                    assert "items" in got.json()
                                     continue
                                 if want == 200 and (name, method_u, path) in OWNER_ROUTES:
                                     owner = got.json()

@@ -1,4 +1,4 @@
-"""Notification end to end: intake, triage and notification on a platform of their own.
+"""Notification end to end: the four services on a platform of their own.
 
 The platform gets its own database and topics, and its notification process sends on real
 local servers that the tests start: an SMTP server (aiosmtpd) and an HTTP provider for SMS
@@ -26,11 +26,14 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
+from notification_service.config import DEV_ONLY_SURVEY_KEY
+from notification_service.domain.surveys import SurveyScope, SurveyTokens
 from services.catalog import BY_NAME
+from shared.clock import ManualClock
 from shared.events import Topic
 from shared.messaging import create_producer
 from tests.notification.conftest import HttpReceiver, SmtpRecorder, _receiver_app, free_port
-from tests.support.auth import MERCHANT, OTHER_MERCHANT, STOREFRONT
+from tests.support.auth import MERCHANT, OTHER_MERCHANT, STOREFRONT, bearer
 from tests.support.complaints import complaint_body, post_complaint
 from tests.support.kafka import read_all
 from tests.support.platform import Platform, running_platform, service_test_env
@@ -63,6 +66,7 @@ def flow_env(name: str) -> dict[str, str]:
             # The merchants' receivers run on loopback here.
             "NOTIFICATION_WEBHOOK_ALLOW_INTERNAL_URLS": "true",
             "NOTIFICATION_WEBHOOK_RETRY_DELAYS_SECONDS": "[1, 2]",
+            "NOTIFICATION_SURVEY_INVITE_AFTER_SECONDS": "0",
         }
     return env
 
@@ -126,14 +130,14 @@ def smtp() -> Iterator[SmtpRecorder]:
 
 @pytest.fixture(scope="module")
 def flow(stack: StackUnderTest, smtp: SmtpRecorder, provider: HttpReceiver) -> Iterator[Flow]:
-    """Intake, triage and notification on a database and topics of their own."""
+    """The four services on a database and topics of their own."""
     private = create_test_stack(stack.config)
     try:
         with running_platform(
             private,
             port_offset=FLOW_PORT_OFFSET,
             label="notification-flow",
-            services=("intake", "triage", "notification"),
+            services=("intake", "triage", "resolution", "notification"),
             service_env=flow_env,
         ) as platform:
             yield Flow(stack=private, platform=platform, smtp=smtp, provider=provider)
@@ -349,6 +353,7 @@ class TestMerchantWebhooks:
             r
             for r in flow.provider.on("/hook")
             if r.json()["data"].get("complaint_number") == receipt["complaint_number"]
+            and r.json()["type"] == "complaint.received"
         ]
         verified = StandardWebhook(secret).verify(request.body, request.headers)
         assert verified["type"] == "complaint.received"
@@ -386,12 +391,12 @@ class TestMerchantWebhooks:
         # Backoff of 1 s then 2 s (each jittered by up to 10%).
         assert gaps[0] >= timedelta(seconds=0.9)
         assert gaps[1] >= timedelta(seconds=1.8)
-        keys = {
-            r.headers["webhook-id"]
+        tries = [
+            r
             for r in flow.provider.on("/status/500")
-            if r.json()["data"].get("complaint_number") == receipt["complaint_number"]
-        }
-        assert len(keys) == 1, "every retry carries the message's one webhook-id"
+            if r.headers["webhook-id"] == dead["delivery_key"]
+        ]
+        assert len(tries) == 3, "every retry carries the message's one webhook-id"
 
         replay = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -468,3 +473,76 @@ class TestPreferences:
         sent = await settled(http, flow, receipt["complaint_id"])
         assert sent["status"] == "sent"
         assert len(mails_to(flow.smtp, made["customer"]["email"], sent["delivery_key"])) == 1
+
+
+class TestSurvey:
+    async def test_a_survey_link_is_answered_once_without_signing_in(self, flow, http):
+        made = body(309, "email")
+        receipt = await post(http, flow, made)
+        complaint_id = receipt["complaint_id"]
+
+        async def requested() -> dict[str, Any] | None:
+            response = await http.post(
+                f"{flow.url('notification')}/v1/complaints/{complaint_id}/survey", json={}
+            )
+            # 404 until case.opened has reached notification.
+            return response.json() if response.status_code == 201 else None
+
+        survey = await wait_until(requested, timeout_s=60, what="the survey request")
+        again = await http.post(
+            f"{flow.url('notification')}/v1/complaints/{complaint_id}/survey", json={}
+        )
+        assert again.status_code == 409
+        invitation = await message_of(
+            http, flow, complaint_id, "notification.survey_invitation", status=("sent",)
+        )
+        [mail] = mails_to(flow.smtp, made["customer"]["email"], invitation["delivery_key"])
+        text = mail.get_body(("plain",))
+        assert text is not None
+        [link] = [word for word in text.get_content().split() if "/survey/" in word]
+        token = link.rsplit("/", 1)[1]
+
+        async with httpx.AsyncClient(timeout=10) as anonymous:
+            url = f"{flow.url('notification')}/v1/surveys/{token}"
+            answer = {"score": 2, "reasons": ["slow_response"], "comment": "took a week"}
+            first = await anonymous.post(url, json=answer)
+            assert first.status_code == 201, first.text
+            assert first.json()["complaint_number"] == receipt["complaint_number"]
+            second = await anonymous.post(url, json=answer)
+            assert second.status_code == 409
+            assert second.headers["content-type"] == "application/problem+json"
+            tampered = await anonymous.post(f"{url[:-3]}abc", json=answer)
+            assert tampered.status_code == 404
+
+        results = await http.get(
+            f"{flow.url('notification')}/v1/surveys",
+            params={"merchant_id": made["merchant_id"], "answered": "true"},
+            headers=bearer("test-supervisor"),
+        )
+        assert results.status_code == 200, results.text
+        [mine] = [s for s in results.json()["items"] if s["case_id"] == survey["case_id"]]
+        assert (mine["score"], mine["reasons"], mine["subjects"]) == (
+            2,
+            ["slow_response"],
+            ["platform"],
+        )
+        events = [
+            m
+            for m in await read_all(
+                flow.stack.config.kafka_bootstrap, flow.topic(Topic.NOTIFICATION_DELIVERY)
+            )
+            if m.header("event_type") == "survey.completed" and m.key == complaint_id.encode()
+        ]
+        assert len(events) == 1
+        assert b"took a week" not in (events[0].value or b""), "the comment stays here"
+
+    async def test_an_expired_survey_link_is_refused(self, flow):
+        long_ago = ManualClock(datetime.now(UTC) - timedelta(days=8))
+        token = SurveyTokens(DEV_ONLY_SURVEY_KEY, clock=long_ago).issue(
+            SurveyScope(case_id=uuid.uuid4(), complaint_number="202411-000001")
+        )
+        async with httpx.AsyncClient(timeout=10) as anonymous:
+            response = await anonymous.post(
+                f"{flow.url('notification')}/v1/surveys/{token}", json={"score": 5}
+            )
+        assert response.status_code == 410

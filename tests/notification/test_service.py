@@ -25,13 +25,14 @@ from notification_service import repository, service
 from notification_service.channels.registry import ChannelSet, build_channels
 from notification_service.config import Settings
 from notification_service.domain.preferences import CustomerPreferences
+from notification_service.domain.surveys import SurveyAnswer, SurveyScope
 from notification_service.models import metadata, outbox, timers
-from notification_service.schemas import PreviewRequest, WebhookEndpointCreate
+from notification_service.schemas import PreviewRequest, SurveyRequest, WebhookEndpointCreate
 from services.catalog import BY_NAME
 from shared.auth import Principal, Role
 from shared.clock import ManualClock, using_clock
 from shared.db import create_engine, create_sessionmaker, transaction
-from shared.errors import NotFoundError, UnprocessableError
+from shared.errors import ConflictError, GoneError, NotFoundError, UnprocessableError
 from shared.events import (
     CaseOpened,
     ComplaintReceived,
@@ -703,3 +704,119 @@ class TestPreview:
                 locale="en",
                 request=PreviewRequest(),
             )
+
+
+async def fire_kind(
+    sessions: async_sessionmaker[AsyncSession], kind: str, key: str, settings: Settings
+) -> None:
+    """Fires a pending survey timer as the worker does."""
+    async with transaction(sessions) as session:
+        row = (
+            await session.execute(
+                select(timers).where(
+                    timers.c.kind == kind, timers.c.key == key, timers.c.status == PENDING
+                )
+            )
+        ).first()
+        assert row is not None, f"no pending {kind} timer"
+        timer = Timer.from_row(row)
+        if kind == service.SURVEY_INVITE_TIMER:
+            await service.invite_to_survey(session, timer, settings=settings)
+        else:
+            await service.remind_of_survey(session, timer, settings=settings)
+        await session.execute(
+            timers.update()
+            .where(timers.c.id == timer.id, timers.c.status == PENDING)
+            .values(status="fired", fired_at=datetime.now(UTC))
+        )
+
+
+ADMIN = Principal(role=Role.ADMIN, subject="ops")
+
+
+class TestSurveys:
+    async def test_a_survey_is_invited_reminded_once_and_answered_once(self, sessions, smtp_server):
+        settings = settings_for(
+            smtp_server,
+            survey_invite_after_seconds=0,
+            survey_remind_after_seconds=60,
+            survey_valid_seconds=3600,
+            survey_min_time_left_seconds=60,
+        )
+        complaint = received(settings=settings)
+        await consume(sessions, complaint, settings)
+        opened = case_opened(complaint)
+        async with transaction(sessions) as session:
+            await service.record_case(session, opened)
+            survey = await service.request_survey(
+                session,
+                complaint_id=complaint.complaint_id,
+                request=SurveyRequest(),
+                settings=settings,
+                principal=ADMIN,
+            )
+        async with transaction(sessions) as session:
+            with pytest.raises(ConflictError):
+                await service.request_survey(
+                    session,
+                    complaint_id=complaint.complaint_id,
+                    request=SurveyRequest(),
+                    settings=settings,
+                    principal=ADMIN,
+                )
+        key = str(survey.case_id)
+        await fire_kind(sessions, service.SURVEY_INVITE_TIMER, key, settings)
+        log = {m.message_type: m for m in await messages_of(sessions, complaint.complaint_id)}
+        invitation = log["notification.survey_invitation"]
+        assert invitation.status == "queued"
+        url = invitation.context["survey_url"]
+        token = url.removeprefix(settings.survey_url_base)
+        await fire(sessions, invitation, settings, build_channels(settings))
+        [envelope] = smtp_server.recorder.envelopes
+        mail = message_from_bytes(envelope.content, policy=default_policy)
+        assert isinstance(mail, EmailMessage)
+        assert mail["X-Idempotency-Key"] == invitation.delivery_key
+        body = mail.get_body(("plain",))
+        assert body is not None
+        assert url in body.get_content()
+
+        later = datetime.now(UTC) + timedelta(seconds=120)
+        with using_clock(ManualClock(later)):
+            await fire_kind(sessions, service.SURVEY_REMIND_TIMER, key, settings)
+        log = {m.message_type: m for m in await messages_of(sessions, complaint.complaint_id)}
+        assert log["notification.survey_reminder"].context["survey_url"] == url
+
+        answer = SurveyAnswer(score=4, reasons=("fast_response", "merchant_cooperative"))
+        async with transaction(sessions) as session:
+            receipt = await service.answer_survey(
+                session, token=token, answer=answer, settings=settings
+            )
+        assert receipt.complaint_number == complaint.payload.complaint_number
+        async with transaction(sessions) as session:
+            with pytest.raises(ConflictError):
+                await service.answer_survey(session, token=token, answer=answer, settings=settings)
+        assert "survey.completed" in await outbox_events(sessions, complaint.complaint_id)
+        async with transaction(sessions) as session:
+            results = await service.list_surveys(
+                session, merchant_id="m-svc", answered=True, limit=500, principal=ADMIN
+            )
+        [mine] = [s for s in results.items if s.case_id == survey.case_id]
+        assert (mine.score, mine.subjects) == (4, ["merchant", "platform"])
+
+    async def test_an_expired_or_tampered_link_is_refused(self, sessions):
+        settings = settings_for(survey_valid_seconds=60, survey_remind_after_seconds=30)
+        token = service.survey_tokens(settings).issue(
+            SurveyScope(case_id=uuid.uuid4(), complaint_number="202411-000001")
+        )
+        answer = SurveyAnswer(score=5)
+        async with transaction(sessions) as session:
+            with pytest.raises(NotFoundError):
+                await service.answer_survey(
+                    session, token=token[:-2] + "xx", answer=answer, settings=settings
+                )
+        with using_clock(ManualClock(datetime.now(UTC) + timedelta(minutes=5))):
+            async with transaction(sessions) as session:
+                with pytest.raises(GoneError):
+                    await service.answer_survey(
+                        session, token=token, answer=answer, settings=settings
+                    )
