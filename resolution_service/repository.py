@@ -131,14 +131,20 @@ async def queue(
     states: Sequence[str],
     team: str | None = None,
     assignee_id: str | None = None,
+    merchant_id: str | None = None,
+    teams: Sequence[str] | None = None,
     limit: int = 200,
 ) -> Sequence[Row[Any]]:
-    """Active cases of a team or an agent, the most urgent deadline first."""
+    """Cases in some states of a team, an agent, a merchant or teams, most urgent first."""
     conditions: list[ColumnElement[bool]] = [cases.c.state.in_(states)]
     if team is not None:
         conditions.append(cases.c.team == team)
     if assignee_id is not None:
         conditions.append(cases.c.assignee_id == assignee_id)
+    if merchant_id is not None:
+        conditions.append(cases.c.merchant_id == merchant_id)
+    if teams is not None:
+        conditions.append(cases.c.team.in_(teams))
     result = await session.execute(
         select(cases)
         .where(and_(*conditions))

@@ -388,6 +388,18 @@ async def my_queue(session: SessionDep, caller: Staff) -> Queue:
     return Queue(assignee_id=caller.id, items=views(rows))
 
 
+@router.get("/v1/cases", response_model=Queue)
+async def list_cases(
+    session: SessionDep,
+    caller: Reader,
+    state: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Queue:
+    """Cases you may see, most urgent first: merchants their own, staff their teams'."""
+    rows = await service.list_cases(session, principal=caller, state=state, limit=limit)
+    return Queue(items=views(rows))
+
+
 @router.get("/v1/ledger", response_model=LedgerTotals, responses=problem_responses(404, 422))
 async def ledger(
     session: SessionDep,

@@ -1767,6 +1767,22 @@ async def agent_queue(session: AsyncSession, *, principal: Principal) -> Sequenc
     return await repository.queue(session, states=ACTIVE, assignee_id=principal.id)
 
 
+async def list_cases(
+    session: AsyncSession, *, principal: Principal, state: str | None, limit: int
+) -> Sequence[Row[Any]]:
+    """The cases the caller's scope covers: a merchant's own, a team's, or (admins) all."""
+    states = (state,) if state is not None else tuple(s.value for s in CaseState)
+    if principal.role is Role.MERCHANT:
+        return await repository.queue(
+            session, states=states, merchant_id=principal.merchant_id or "", limit=limit
+        )
+    if principal.role is Role.ADMIN:
+        return await repository.queue(session, states=states, limit=limit)
+    return await repository.queue(
+        session, states=states, teams=sorted(principal.teams), limit=limit
+    )
+
+
 async def ledger_totals(
     session: AsyncSession, *, merchant_id: str | None, carrier_id: str | None, principal: Principal
 ) -> tuple[str, str, Sequence[Row[Any]]]:

@@ -127,6 +127,7 @@ EXPECTED_ROLES: dict[tuple[str, str, str], set[str]] = {
     ("resolution", "POST", "/v1/complaints/{complaint_id}/review-decision"): SUPERVISORS,
     ("resolution", "GET", "/v1/queues/{team}"): STAFF,
     ("resolution", "GET", "/v1/my-queue"): STAFF,
+    ("resolution", "GET", "/v1/cases"): {"merchant", "agent", "supervisor", "admin"},
     ("resolution", "GET", "/v1/ledger"): {"merchant", "agent", "supervisor", "admin"},
     ("notification", "GET", "/v1/complaints/{complaint_id}"): {"storefront", "admin"},
     # Merchants manage their own webhook endpoints (admins any merchant's); the customer states
@@ -278,10 +279,11 @@ PLATFORM_ROUTES = {
     ("notification", "POST", "/v1/templates/{message_type}/{channel}/{locale}/preview"),
     ("triage", "POST", "/v1/classifier/retrain"),
     ("resolution", "GET", "/v1/my-queue"),
+    ("resolution", "GET", "/v1/cases"),
     ("resolution", "GET", "/v1/ledger"),
 }
 # Lists about the caller, not one complaint: a 200 names no complaint of its own.
-LIST_ROUTES = {("resolution", "GET", "/v1/my-queue")}
+LIST_ROUTES = {("resolution", "GET", "/v1/my-queue"), ("resolution", "GET", "/v1/cases")}
 # Queues are scoped by team, not by complaint: the team queue is the complaint's team's (the
 # matrix names it in the path), the manual-triage queue is intake review's, whom no test
 # caller belongs to.

@@ -202,6 +202,58 @@ class TestExampleFlows:
         assert mine
         assert all(m.header("merchant_id") == "m-1" for m in mine)
 
+    async def test_a_crushed_parcel_is_refunded_with_a_200_coupon_a_supervisor_approved(
+        self, flow: Flow, platform: Platform, http: httpx.AsyncClient
+    ):
+        await flow.post(demands=[{"type": "refund"}])
+        await flow.investigate()
+        carrier = f"carrier-{uuid.uuid4().hex[:6]}"
+        case = await flow.act(
+            "proposal",
+            bearer(AGENT),
+            {
+                "finding": {
+                    "responsibility": "logistics",
+                    "reason": "the carrier's scan shows the box crushed",
+                },
+                "goodwill": [
+                    {
+                        "kind": "coupon",
+                        "reason": "the company accepts responsibility",
+                        "amount": "200",
+                        "valid_days": 30,
+                    }
+                ],
+                "carrier_id": carrier,
+            },
+        )
+        assert case["state"] == "pending_approval", case
+        assert case["proposal"]["approval"]["reasons"]
+        # Only a supervisor approves.
+        refused = await flow.http.post(
+            f"{flow.case_url}/approval", json={"approve": True}, headers=bearer(AGENT)
+        )
+        assert refused.status_code == 403
+        case = await flow.act("approval", bearer(SUPERVISOR), {"approve": True})
+        assert case["state"] == "awaiting_customer"
+        case = await flow.customer({"accept": True})
+        case = await flow.carry_out()
+        assert case["state"] == "resolved"
+        ledger = await http.get(
+            f"{platform.url('resolution')}/v1/ledger",
+            params={"carrier_id": carrier},
+            headers=bearer(SUPERVISOR),
+        )
+        assert ledger.status_code == 200, ledger.text
+        assert ledger.json()["totals"] == [{"currency": "CNY", "total": "299.00", "entries": 1}]
+        # A merchant reads no carrier's ledger.
+        hidden = await http.get(
+            f"{platform.url('resolution')}/v1/ledger",
+            params={"carrier_id": carrier},
+            headers=MERCHANT.headers(),
+        )
+        assert hidden.status_code == 404
+
     async def test_a_100_coupon_rejected_for_500_is_settled_by_a_supervisor(self, flow: Flow):
         await flow.post()
         await flow.investigate()
@@ -252,11 +304,17 @@ class TestExampleFlows:
     async def test_an_appeal_after_closing_is_reviewed_and_reopens_the_case(self, flow: Flow):
         await flow.post(demands=[{"type": "reship"}])
         await flow.investigate()
-        await flow.act(
+        case = await flow.act(
             "proposal",
             bearer(AGENT),
             {"finding": {"responsibility": "merchant", "reason": "cracked in the box"}},
         )
+        # The cracked kettle: reshipped within 24 hours with a 50 coupon.
+        described = [r["description"] for r in case["proposal"]["remedies"]]
+        assert described[:2] == [
+            "reship within 24 h (goods worth 299.00 CNY)",
+            "no-threshold coupon of 50.00 CNY, valid 30 days",
+        ]
         await flow.customer({"accept": True})
         await flow.carry_out()
         await flow.wait_for_state("closed")
@@ -307,6 +365,17 @@ class TestTimersSurviveKill9:
         events = await flow.events(admin_db)
         assert events.count("case.closed") == 1
         assert events[-1] == "case.closed"
+
+
+async def test_merchants_list_only_their_own_cases(flow: Flow, http: httpx.AsyncClient):
+    await flow.post()
+    url = f"{flow.platform.url('resolution')}/v1/cases"
+    own = await http.get(url, headers=MERCHANT.headers(), params={"limit": 500})
+    other = await http.get(url, headers=OTHER_MERCHANT.headers(), params={"limit": 500})
+    assert own.status_code == other.status_code == 200
+    assert flow.complaint_id in {item["complaint_id"] for item in own.json()["items"]}
+    assert {item["merchant_id"] for item in own.json()["items"]} == {"m-1"}
+    assert flow.complaint_id not in {item["complaint_id"] for item in other.json()["items"]}
 
 
 async def test_a_storefront_sees_no_other_storefronts_case(flow: Flow, http: httpx.AsyncClient):
