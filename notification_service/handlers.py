@@ -10,6 +10,7 @@ from notification_service.channels.registry import ChannelSet, build_channels
 from notification_service.config import get_settings
 from shared.events import (
     CaseOpened,
+    CaseResolved,
     ComplaintInfoRequested,
     ComplaintLinkedDuplicate,
     ComplaintReceived,
@@ -73,6 +74,12 @@ async def on_case_opened(session: AsyncSession, event: EventEnvelope[CaseOpened]
     await service.route_event(session, event, settings=get_settings())
 
 
+async def on_case_resolved(session: AsyncSession, event: EventEnvelope[CaseResolved]) -> None:
+    """Tells the customer and the merchant the outcome, and schedules the case's survey."""
+    await service.route_event(session, event, settings=get_settings())
+    await service.survey_resolved_case(session, event, settings=get_settings())
+
+
 async def on_deliver(session: AsyncSession, timer: Timer) -> None:
     """Sends one message of the delivery log (a first try, a retry, or a delayed send)."""
     await service.deliver(session, timer, settings=get_settings(), channels=get_channels())
@@ -102,7 +109,10 @@ SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
         ComplaintSlaWarning.event_type: on_lifecycle_event,
         ComplaintSlaBreached.event_type: on_lifecycle_event,
     },
-    Topic.RESOLUTION_CASE: {CaseOpened.event_type: on_case_opened},
+    Topic.RESOLUTION_CASE: {
+        CaseOpened.event_type: on_case_opened,
+        CaseResolved.event_type: on_case_resolved,
+    },
 }
 
 TIMER_HANDLERS: dict[str, TimerHandler] = {

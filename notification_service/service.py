@@ -85,6 +85,7 @@ from shared.errors import (
 from shared.events import (
     AcknowledgementRecorded,
     CaseOpened,
+    CaseResolved,
     ComplaintInfoRequested,
     ComplaintLinkedDuplicate,
     ComplaintReceived,
@@ -484,6 +485,16 @@ def _case_opened(event: EventEnvelope[Any], settings: Settings) -> contexts.Mess
     )
 
 
+def _case_resolved(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: CaseResolved = event.payload
+    return contexts.Resolution(
+        complaint_number=payload.complaint_number,
+        resolved_at=payload.resolved_at or payload.at,
+        summary=payload.reason,
+        appeal_until=payload.appeal_window_ends_at,
+    )
+
+
 def _sla_alert(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
     payload: ComplaintSlaWarning | ComplaintSlaBreached = event.payload
     return contexts.SlaAlert(
@@ -504,6 +515,7 @@ MESSAGE_CONTEXTS: dict[str, Callable[[EventEnvelope[Any], Settings], contexts.Me
     ComplaintLinkedDuplicate.event_type: _duplicate,
     ComplaintTriaged.event_type: _triage_progress,
     CaseOpened.event_type: _case_opened,
+    CaseResolved.event_type: _case_resolved,
     ComplaintSlaWarning.event_type: _sla_alert,
     ComplaintSlaBreached.event_type: _sla_alert,
 }
@@ -1331,6 +1343,39 @@ def _survey_view(row: Row[Any]) -> SurveyView:
     )
 
 
+async def _create_survey(
+    session: AsyncSession,
+    case: Row[Any],
+    *,
+    resolved_at: datetime,
+    requested_by: str,
+    settings: Settings,
+) -> bool:
+    """Stores a case's survey and its invitation timer; False if the case has one already."""
+    stored = await repository.insert_survey(
+        session,
+        {
+            "case_id": case.case_id,
+            "complaint_id": case.complaint_id,
+            "complaint_number": case.complaint_number,
+            "merchant_id": case.merchant_id,
+            "requested_by": requested_by,
+            "resolved_at": resolved_at,
+            "created_at": utcnow(),
+        },
+    )
+    if stored:
+        await schedule(
+            session,
+            timers,
+            kind=SURVEY_INVITE_TIMER,
+            key=str(case.case_id),
+            due_at=invitation_due_at(resolved_at, settings.survey_policy()),
+            payload={"case_id": str(case.case_id), "complaint_id": str(case.complaint_id)},
+        )
+    return stored
+
+
 async def request_survey(
     session: AsyncSession,
     *,
@@ -1339,9 +1384,9 @@ async def request_survey(
     settings: Settings,
     principal: Principal,
 ) -> SurveyView:
-    """Asks the customer of a resolved case how it went: one survey per case, on a timer.
+    """Asks the customer of a case how it went, when ops decide (one survey per case).
 
-    Ops trigger it until resolution publishes the event that says a case is resolved.
+    Resolved cases get theirs from case.resolved; this is for the others ops choose.
     """
     missing = f"no notifications for complaint {complaint_id}"
     ensure_visible(principal, missing)
@@ -1349,32 +1394,36 @@ async def request_survey(
     case = await repository.get_case(session, complaint_id=complaint_id)
     if case is None:
         raise NotFoundError(missing)
-    resolved_at = request.resolved_at or utcnow()
-    stored = await repository.insert_survey(
+    stored = await _create_survey(
         session,
-        {
-            "case_id": case.case_id,
-            "complaint_id": complaint_id,
-            "complaint_number": case.complaint_number,
-            "merchant_id": case.merchant_id,
-            "requested_by": principal.id,
-            "resolved_at": resolved_at,
-            "created_at": utcnow(),
-        },
+        case,
+        resolved_at=request.resolved_at or utcnow(),
+        requested_by=principal.id,
+        settings=settings,
     )
     if not stored:
         raise ConflictError(f"a survey was already requested for complaint {complaint_id}")
-    await schedule(
-        session,
-        timers,
-        kind=SURVEY_INVITE_TIMER,
-        key=str(case.case_id),
-        due_at=invitation_due_at(resolved_at, settings.survey_policy()),
-        payload={"case_id": str(case.case_id), "complaint_id": str(complaint_id)},
-    )
     row = await repository.get_survey(session, case_id=case.case_id)
     assert row is not None
     return _survey_view(row)
+
+
+async def survey_resolved_case(
+    session: AsyncSession, event: EventEnvelope[CaseResolved], *, settings: Settings
+) -> None:
+    """A resolved case's survey, once (a redelivered case.resolved or ops' request: no second)."""
+    if not settings.survey_signing_keys():
+        return  # surveys are not configured (production without keys): nothing to sign
+    case = await repository.get_case(session, complaint_id=event.complaint_id)
+    if case is None:
+        return  # case.opened has not arrived: the case is not known here
+    await _create_survey(
+        session,
+        case,
+        resolved_at=event.payload.resolved_at or event.payload.at,
+        requested_by=event.producer,
+        settings=settings,
+    )
 
 
 def _survey_cause(survey: Row[Any], occasion: str) -> Cause:

@@ -35,6 +35,7 @@ from shared.db import create_engine, create_sessionmaker, transaction
 from shared.errors import ConflictError, GoneError, NotFoundError, UnprocessableError
 from shared.events import (
     CaseOpened,
+    CaseResolved,
     ComplaintReceived,
     ComplaintSlaBreached,
     ComplaintTriaged,
@@ -820,3 +821,76 @@ class TestSurveys:
                     await service.answer_survey(
                         session, token=token, answer=answer, settings=settings
                     )
+
+
+def case_resolved(
+    complaint: EventEnvelope[ComplaintReceived], opened: EventEnvelope[CaseOpened]
+) -> EventEnvelope[CaseResolved]:
+    """Resolution's word that the complaint's case is resolved."""
+    now = datetime.now(UTC)
+    return new_event(
+        CaseResolved(
+            case_id=opened.payload.case_id,
+            complaint_number=complaint.payload.complaint_number,
+            merchant_id="m-svc",
+            team="logistics",
+            state="resolved",
+            previous_state="executing",
+            customer_visible_state="completed",
+            trigger="all_tasks_done",
+            actor="resolution_service",
+            at=now,
+            reason="refunded in full",
+            resolved_at=now,
+            appeal_window_ends_at=now + timedelta(days=7),
+        ),
+        producer="resolution_service",
+        complaint_id=complaint.complaint_id,
+        correlation_id=complaint.correlation_id,
+    )
+
+
+class TestCaseResolved:
+    async def test_the_outcome_is_told_and_one_survey_is_scheduled_however_often_it_comes(
+        self, sessions, smtp_server
+    ):
+        settings = settings_for(smtp_server)
+        complaint = received(settings=settings)
+        await consume(sessions, complaint, settings)
+        opened = case_opened(complaint)
+        async with transaction(sessions) as session:
+            await service.record_case(session, opened)
+        resolved = case_resolved(complaint, opened)
+        for _ in range(2):
+            async with transaction(sessions) as session:
+                await service.route_event(session, resolved, settings=settings)
+                await service.survey_resolved_case(session, resolved, settings=settings)
+        log = [
+            m
+            for m in await messages_of(sessions, complaint.complaint_id)
+            if m.message_type == "case.resolved"
+        ]
+        assert [(m.audience, m.status) for m in log] == [("customer", "queued")]
+        async with transaction(sessions) as session:
+            survey = await repository.get_survey(session, case_id=opened.payload.case_id)
+        assert survey is not None
+        assert survey.requested_by == "resolution_service"
+        invite = await pending_timer(sessions, str(opened.payload.case_id))
+        assert invite is not None
+        assert invite.due_at == survey.resolved_at + timedelta(hours=2)
+        async with transaction(sessions) as session:
+            with pytest.raises(ConflictError):
+                await service.request_survey(
+                    session,
+                    complaint_id=complaint.complaint_id,
+                    request=SurveyRequest(),
+                    settings=settings,
+                    principal=ADMIN,
+                )
+        await fire(sessions, log[0], settings, build_channels(settings))
+        [sent] = [
+            m
+            for m in await messages_of(sessions, complaint.complaint_id)
+            if m.message_type == "case.resolved"
+        ]
+        assert sent.status == "sent"
