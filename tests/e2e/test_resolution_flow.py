@@ -331,6 +331,7 @@ class TestExampleFlows:
         assert case["state"] == "investigating"
 
 
+@pytest.mark.chaos
 class TestTimersSurviveKill9:
     async def test_the_verification_deadline_fires_once_after_a_kill_9(
         self, flow: Flow, platform: Platform, admin_db
@@ -365,6 +366,44 @@ class TestTimersSurviveKill9:
         events = await flow.events(admin_db)
         assert events.count("case.closed") == 1
         assert events[-1] == "case.closed"
+
+
+class TestOtherServicesMoveTheCase:
+    async def test_a_retriage_updates_the_case_where_it_stands(
+        self, flow: Flow, platform: Platform, http: httpx.AsyncClient, admin_db
+    ):
+        await flow.post()
+        await flow.investigate()
+        response = await http.post(
+            f"{platform.url('triage')}/v1/complaints/{flow.complaint_id}/retriage",
+            json={"priority": "urgent", "reason": "the customer is in hospital"},
+            headers=bearer(AGENT),
+        )
+        assert response.status_code == 200, response.text
+
+        async def raised() -> dict[str, Any] | None:
+            case = await flow.case()
+            return case if case.get("priority") == "urgent" else None
+
+        case = await wait_until(raised, timeout_s=FLOW_DEADLINE_S, what="re-triage applied")
+        assert case["state"] == "investigating"
+        assert "case.retriaged" in await flow.events(admin_db)
+
+    async def test_a_withdrawal_at_intake_withdraws_the_case(
+        self, flow: Flow, platform: Platform, http: httpx.AsyncClient, admin_db
+    ):
+        await flow.post()
+        response = await http.post(
+            f"{platform.url('intake')}/v1/complaints/{flow.complaint_id}/withdrawal",
+            json={"reason": "sorted it out with the shop"},
+            headers=STOREFRONT.headers(),
+        )
+        assert response.status_code == 200, response.text
+        case = await flow.wait_for_state("withdrawn")
+        assert case["status"] == "closed"
+        refused = await http.post(f"{flow.case_url}/investigation", json={}, headers=bearer(AGENT))
+        assert refused.status_code == 409
+        assert refused.json()["allowed_triggers"] == []
 
 
 async def test_merchants_list_only_their_own_cases(flow: Flow, http: httpx.AsyncClient):

@@ -507,6 +507,48 @@ class TestFlows:
         assert events.count("case.offer_rejected") == 2
         assert {"case.escalated", "case.mediation_started", "case.counter_offered"} <= set(events)
 
+    async def test_a_dispute_beyond_mediation_is_referred_and_a_dismissal_decides_it(
+        self, case: Case
+    ):
+        await case.open(demands={"compensation": Decimal(2000)})
+        await case.investigate()
+        await case.propose(finding=("merchant", "the listing promised more"))
+        for _ in range(2):
+            await case.decide(accept=False, demanded=Decimal(2000))
+            if (await case.row()).negotiation_rounds < 2:
+                await case.step(
+                    lambda s: service.counter(
+                        s, complaint_id=case.complaint_id, compensation=None, principal=AGENT,
+                        settings=SETTINGS,
+                    )
+                )  # fmt: skip
+        await case.step(
+            lambda s: service.escalate_to_mediation(
+                s, complaint_id=case.complaint_id, principal=SUPERVISOR, settings=SETTINGS
+            )
+        )
+        row = await case.step(
+            lambda s: service.refer(
+                s, complaint_id=case.complaint_id, body="consumer_association",
+                principal=SUPERVISOR, settings=SETTINGS,
+            )
+        )  # fmt: skip
+        assert (row.state, row.referral) == (
+            "referred_externally",
+            {"body": "consumer_association"},
+        )
+        row = await case.step(
+            lambda s: service.record_external_outcome(
+                s, complaint_id=case.complaint_id, settled=False,
+                summary="the association found the listing clear", principal=SUPERVISOR,
+                settings=SETTINGS,
+            )
+        )  # fmt: skip
+        assert (row.state, row.status) == ("rejected", "completed")
+        assert row.referral["outcome"] == "dismissed"
+        assert await case.pending_timers() == {service.AUTO_CLOSE_TIMER}
+        assert (await case.events())[-2:] == ["case.external_outcome_recorded", "case.rejected"]
+
     async def test_a_flagged_account_needs_a_supervisors_approval(self, case: Case):
         await case.open(flags=("abuse_suspected",))
         await case.investigate()
