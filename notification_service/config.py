@@ -60,6 +60,10 @@ class Settings(PiiSettings):
     receipt_first_response_hours: float = Field(default=24.0, gt=0)
     # Staff addresses: "<audience>:<team>" or "<audience>:*" -> email (assigned_agent, supervisor).
     staff_emails: dict[str, str] = Field(default_factory=dict)
+    # Progress updates: for open complaints of these triage categories, one every interval
+    # until the case is resolved, closed, rejected or withdrawn.
+    progress_categories: list[str] = Field(default_factory=lambda: ["logistics"])
+    progress_interval_seconds: float = Field(default=86400, gt=0)
     # Satisfaction surveys: signing keys (the last signs, all verify), where the link points,
     # and the timing of domain/surveys.SurveyPolicy in seconds.
     # Empty: a development key outside production; in production surveys are then refused

@@ -9,8 +9,11 @@ from notification_service import service
 from notification_service.channels.registry import ChannelSet, build_channels
 from notification_service.config import get_settings
 from shared.events import (
+    CaseClosed,
     CaseOpened,
+    CaseRejected,
     CaseResolved,
+    CaseWithdrawn,
     ComplaintInfoRequested,
     ComplaintLinkedDuplicate,
     ComplaintReceived,
@@ -58,13 +61,35 @@ async def on_complaint_rejected(
 
 
 async def on_customer_erased(session: AsyncSession, event: EventEnvelope[CustomerErased]) -> None:
-    """Forgets the erased customer's contact for this complaint."""
+    """Forgets the erased customer's contact for this complaint; nothing more is sent."""
     await service.erase_customer(session, event)
+    await service.stop_progress_updates(session, event)
 
 
 async def on_lifecycle_event(session: AsyncSession, event: EventEnvelope[Any]) -> None:
     """Queues what the routing rules say an event tells whom (withdrawn, triaged, SLA...)."""
     await service.route_event(session, event, settings=get_settings())
+
+
+async def on_complaint_triaged(
+    session: AsyncSession, event: EventEnvelope[ComplaintTriaged]
+) -> None:
+    """Tells the customer who handles it, and starts progress updates for its category."""
+    await service.route_event(session, event, settings=get_settings())
+    await service.start_progress_updates(session, event, settings=get_settings())
+
+
+async def on_complaint_withdrawn(
+    session: AsyncSession, event: EventEnvelope[ComplaintWithdrawn]
+) -> None:
+    """Confirms the withdrawal; no more progress updates."""
+    await service.route_event(session, event, settings=get_settings())
+    await service.stop_progress_updates(session, event)
+
+
+async def on_case_over(session: AsyncSession, event: EventEnvelope[Any]) -> None:
+    """A case closed, rejected or withdrawn: no more progress updates."""
+    await service.stop_progress_updates(session, event)
 
 
 async def on_case_opened(session: AsyncSession, event: EventEnvelope[CaseOpened]) -> None:
@@ -77,6 +102,7 @@ async def on_case_opened(session: AsyncSession, event: EventEnvelope[CaseOpened]
 async def on_case_resolved(session: AsyncSession, event: EventEnvelope[CaseResolved]) -> None:
     """Tells the customer and the merchant the outcome, and schedules the case's survey."""
     await service.route_event(session, event, settings=get_settings())
+    await service.stop_progress_updates(session, event)
     await service.survey_resolved_case(session, event, settings=get_settings())
 
 
@@ -95,23 +121,31 @@ async def on_survey_remind(session: AsyncSession, timer: Timer) -> None:
     await service.remind_of_survey(session, timer, settings=get_settings())
 
 
+async def on_progress(session: AsyncSession, timer: Timer) -> None:
+    """Sends a complaint's next progress update."""
+    await service.send_progress_update(session, timer, settings=get_settings())
+
+
 SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
     Topic.INTAKE_COMPLAINT: {
         ComplaintReceived.event_type: on_complaint_received,
         ComplaintInfoRequested.event_type: on_complaint_info_requested,
         ComplaintRejected.event_type: on_complaint_rejected,
-        ComplaintWithdrawn.event_type: on_lifecycle_event,
+        ComplaintWithdrawn.event_type: on_complaint_withdrawn,
         ComplaintLinkedDuplicate.event_type: on_lifecycle_event,
         CustomerErased.event_type: on_customer_erased,
     },
     Topic.TRIAGE_COMPLAINT: {
-        ComplaintTriaged.event_type: on_lifecycle_event,
+        ComplaintTriaged.event_type: on_complaint_triaged,
         ComplaintSlaWarning.event_type: on_lifecycle_event,
         ComplaintSlaBreached.event_type: on_lifecycle_event,
     },
     Topic.RESOLUTION_CASE: {
         CaseOpened.event_type: on_case_opened,
         CaseResolved.event_type: on_case_resolved,
+        CaseClosed.event_type: on_case_over,
+        CaseRejected.event_type: on_case_over,
+        CaseWithdrawn.event_type: on_case_over,
     },
 }
 
@@ -119,4 +153,5 @@ TIMER_HANDLERS: dict[str, TimerHandler] = {
     service.DELIVER_TIMER: on_deliver,
     service.SURVEY_INVITE_TIMER: on_survey_invite,
     service.SURVEY_REMIND_TIMER: on_survey_remind,
+    service.PROGRESS_TIMER: on_progress,
 }

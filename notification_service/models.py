@@ -172,6 +172,20 @@ surveys = Table(
     Index("ix_surveys_complaint_id", "complaint_id"),
 )
 
+# Progress updates every interval while a complaint of a configured category is open.
+progress_updates = Table(
+    "progress_updates",
+    metadata,
+    Column("complaint_id", Uuid, primary_key=True),
+    Column("complaint_number", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("sent", Integer, nullable=False),
+    # Set when the case is resolved, closed, rejected or withdrawn, or the customer erased.
+    Column("stopped_at", DateTime(timezone=True), nullable=True),
+    Column("stop_reason", Text, nullable=True),
+)
+
 # Merchants' webhook endpoints: the secret is sealed at rest and shown once, when made.
 webhook_endpoints = Table(
     "webhook_endpoints",

@@ -17,6 +17,7 @@ from notification_service.models import (
     erasures,
     messages,
     notifications,
+    progress_updates,
     recipients,
     surveys,
     webhook_endpoints,
@@ -352,3 +353,28 @@ async def list_surveys(
         statement.order_by(surveys.c.created_at.desc(), surveys.c.case_id).limit(limit)
     )
     return list(result.all())
+
+
+async def start_progress(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Starts a complaint's progress updates; False when they were started before."""
+    result = await insert_row(
+        session, progress_updates, values, skip_on_conflict=True, returning="complaint_id"
+    )
+    return result.first() is not None
+
+
+async def get_progress(session: AsyncSession, *, complaint_id: UUID) -> Row[Any] | None:
+    """A complaint's progress updates."""
+    result = await session.execute(
+        select(progress_updates).where(progress_updates.c.complaint_id == complaint_id)
+    )
+    return result.first()
+
+
+async def update_progress(session: AsyncSession, *, complaint_id: UUID, **values: Any) -> None:
+    """Counts a progress update sent, or stops them."""
+    await session.execute(
+        update(progress_updates)
+        .where(progress_updates.c.complaint_id == complaint_id)
+        .values(**values)
+    )

@@ -103,7 +103,7 @@ from shared.events import (
 )
 from shared.pii import customer_pseudonym, mask_email, mask_phone, seal, unseal
 from shared.time import utcnow
-from shared.timers import Timer, schedule, schedule_again
+from shared.timers import Timer, cancel, schedule, schedule_again
 
 PRODUCER = "notification_service"
 KIND_ACKNOWLEDGEMENT = "acknowledgement"
@@ -1570,3 +1570,83 @@ async def list_surveys(
         answered=len(scores),
         average_score=round(sum(scores) / len(scores), 2) if scores else None,
     )
+
+
+# --- progress updates (every 24 hours while open) ---------------------------------------
+
+PROGRESS_TIMER = "notification.progress"
+PROGRESS_UPDATE = "notification.progress_update"
+_PROGRESS_CAUSES = uuid.UUID("c2a7d915-4e0b-4f3a-9d61-58b0e4f7a3c2")
+
+
+async def start_progress_updates(
+    session: AsyncSession, event: EventEnvelope[ComplaintTriaged], *, settings: Settings
+) -> None:
+    """Starts the updates of a complaint triaged into a category that gets them (logistics)."""
+    triage = event.payload
+    if triage.category not in settings.progress_categories:
+        return
+    now = utcnow()
+    started = await repository.start_progress(
+        session,
+        {
+            "complaint_id": event.complaint_id,
+            "complaint_number": triage.complaint_number,
+            "category": triage.category,
+            "started_at": now,
+            "sent": 0,
+            "stopped_at": None,
+            "stop_reason": None,
+        },
+    )
+    if started:
+        await schedule(
+            session,
+            timers,
+            kind=PROGRESS_TIMER,
+            key=str(event.complaint_id),
+            due_at=now + timedelta(seconds=settings.progress_interval_seconds),
+            payload={
+                "complaint_id": str(event.complaint_id),
+                "correlation_id": event.correlation_id,
+            },
+        )
+
+
+async def stop_progress_updates(session: AsyncSession, event: EventEnvelope[Any]) -> None:
+    """Stops a complaint's updates for good: its case is over (or its customer erased)."""
+    row = await repository.get_progress(session, complaint_id=event.complaint_id)
+    if row is None or row.stopped_at is not None:
+        return
+    await repository.update_progress(
+        session, complaint_id=event.complaint_id, stopped_at=utcnow(), stop_reason=event.event_type
+    )
+    await cancel(session, timers, kind=PROGRESS_TIMER, key=str(event.complaint_id))
+
+
+async def send_progress_update(session: AsyncSession, timer: Timer, *, settings: Settings) -> None:
+    """Queues one progress update (opted-out customers skip it) and schedules the next one."""
+    complaint_id = UUID(timer.payload["complaint_id"])
+    row = await repository.get_progress(session, complaint_id=complaint_id)
+    if row is None or row.stopped_at is not None:
+        return
+    route = load_rules().route(PROGRESS_UPDATE)
+    if route is None:
+        return
+    await repository.lock_complaint(session, complaint_id=complaint_id)
+    number = row.sent + 1
+    now = utcnow()
+    next_at = now + timedelta(seconds=settings.progress_interval_seconds)
+    cause = Cause(
+        event_id=uuid.uuid5(_PROGRESS_CAUSES, f"{complaint_id}|{number}"),
+        complaint_id=complaint_id,
+        complaint_number=row.complaint_number,
+        correlation_id=str(timer.payload.get("correlation_id") or f"progress-{complaint_id}"),
+    )
+    # No tracking feed reaches notification yet: the update says the carrier is being asked.
+    context = contexts.ProgressUpdate(
+        complaint_number=row.complaint_number, next_update_at=next_at
+    ).model_dump(mode="json")
+    await _queue_customer_message(session, cause, route, context, settings=settings)
+    await repository.update_progress(session, complaint_id=complaint_id, sent=number)
+    await schedule_again(session, timers, timer, due_at=next_at)

@@ -7,10 +7,10 @@ runs. The samples feed the ops preview and the test that renders every template.
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.events.vocabulary import CODE_PATTERN
 
@@ -151,14 +151,25 @@ class Resolution(CustomerMessage):
 
 
 class ProgressUpdate(CustomerMessage):
-    """notification.progress_update: where a delayed parcel is, every 24 hours."""
+    """notification.progress_update: where a delayed parcel is, every 24 hours.
 
-    carrier: str = Field(min_length=1)
-    tracking_number: str = Field(min_length=1)
-    latest_status: str = Field(min_length=1)
-    latest_status_at: AwareDatetime
+    Without a tracking feed (none reaches notification yet) the parcel's fields are absent and
+    the message says the carrier is being asked; with one, all four come together.
+    """
+
+    carrier: str | None = Field(default=None, min_length=1)
+    tracking_number: str | None = Field(default=None, min_length=1)
+    latest_status: str | None = Field(default=None, min_length=1)
+    latest_status_at: AwareDatetime | None = None
     expected_delivery_at: AwareDatetime | None = None
     next_update_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _parcel_whole_or_absent(self) -> Self:
+        parcel = (self.carrier, self.tracking_number, self.latest_status, self.latest_status_at)
+        if any(value is not None for value in parcel) and None in parcel:
+            raise ValueError("carrier, tracking number, latest status and its time come together")
+        return self
 
 
 class SurveyInvitation(CustomerMessage):

@@ -67,6 +67,7 @@ def flow_env(name: str) -> dict[str, str]:
             "NOTIFICATION_WEBHOOK_ALLOW_INTERNAL_URLS": "true",
             "NOTIFICATION_WEBHOOK_RETRY_DELAYS_SECONDS": "[1, 2]",
             "NOTIFICATION_SURVEY_INVITE_AFTER_SECONDS": "0",
+            "NOTIFICATION_PROGRESS_INTERVAL_SECONDS": "2",
         }
     return env
 
@@ -546,3 +547,54 @@ class TestSurvey:
                 f"{flow.url('notification')}/v1/surveys/{token}", json={"score": 5}
             )
         assert response.status_code == 410
+
+
+def parcel_complaint(n: int) -> dict[str, Any]:
+    """A complaint triage files under logistics: the parcel is late."""
+    made = body(n, "email")
+    made.update(
+        category_hint="logistics",
+        target="logistics",
+        description="The parcel never arrived and tracking has not moved for a week.",
+    )
+    return made
+
+
+class TestProgressUpdates:
+    async def test_an_open_logistics_complaint_gets_updates_and_an_opted_out_customer_none(
+        self, flow, http
+    ):
+        hearing = parcel_complaint(310)
+        silent = parcel_complaint(311)
+        stated = await http.put(
+            f"{flow.url('notification')}/v1/customers/"
+            f"{silent['customer']['customer_id']}/preferences",
+            json={"channel_order": ["email"], "non_essential_opt_out": True},
+            headers=STOREFRONT.headers(),
+        )
+        assert stated.status_code == 200, stated.text
+        told = await post(http, flow, hearing)
+        not_told = await post(http, flow, silent)
+
+        async def updates(complaint_id: str, status: str) -> list[dict[str, Any]]:
+            return [
+                m
+                for m in await message_log(http, flow, complaint_id)
+                if m["message_type"] == "notification.progress_update" and m["status"] == status
+            ]
+
+        async def two_sent() -> bool:
+            return len(await updates(told["complaint_id"], "sent")) >= 2
+
+        await wait_until(two_sent, timeout_s=60, what="two progress updates")
+        sent = await updates(told["complaint_id"], "sent")
+        assert len({m["delivery_key"] for m in sent}) == len(sent), "each update is a message"
+        mails = mails_to(flow.smtp, hearing["customer"]["email"], sent[0]["delivery_key"])
+        assert len(mails) == 1
+
+        async def skipped() -> list[dict[str, Any]]:
+            return await updates(not_told["complaint_id"], "skipped")
+
+        [first, *_] = await wait_until(skipped, timeout_s=60, what="a skipped update")
+        assert first["reason"] == "opted_out_of_non_essential"
+        assert await updates(not_told["complaint_id"], "sent") == []

@@ -710,7 +710,7 @@ class TestPreview:
 async def fire_kind(
     sessions: async_sessionmaker[AsyncSession], kind: str, key: str, settings: Settings
 ) -> None:
-    """Fires a pending survey timer as the worker does."""
+    """Fires a pending survey or progress timer as the worker does."""
     async with transaction(sessions) as session:
         row = (
             await session.execute(
@@ -723,6 +723,8 @@ async def fire_kind(
         timer = Timer.from_row(row)
         if kind == service.SURVEY_INVITE_TIMER:
             await service.invite_to_survey(session, timer, settings=settings)
+        elif kind == service.PROGRESS_TIMER:
+            await service.send_progress_update(session, timer, settings=settings)
         else:
             await service.remind_of_survey(session, timer, settings=settings)
         await session.execute(
@@ -894,3 +896,94 @@ class TestCaseResolved:
             if m.message_type == "case.resolved"
         ]
         assert sent.status == "sent"
+
+
+def triaged_as(
+    complaint: EventEnvelope[ComplaintReceived], category: str
+) -> EventEnvelope[ComplaintTriaged]:
+    now = datetime.now(UTC)
+    return new_event(
+        ComplaintTriaged(
+            complaint_number=complaint.payload.complaint_number,
+            merchant_id="m-svc",
+            category=category,
+            priority="general",
+            team=category,
+            provisional=False,
+            first_response_due_at=now + timedelta(hours=24),
+            triaged_at=now,
+        ),
+        producer="triage_service",
+        complaint_id=complaint.complaint_id,
+        correlation_id=complaint.correlation_id,
+    )
+
+
+async def triage(
+    sessions: async_sessionmaker[AsyncSession],
+    event: EventEnvelope[ComplaintTriaged],
+    settings: Settings,
+) -> None:
+    async with transaction(sessions) as session:
+        await service.route_event(session, event, settings=settings)
+        await service.start_progress_updates(session, event, settings=settings)
+
+
+class TestProgressUpdates:
+    async def test_an_open_logistics_complaint_hears_every_interval_until_resolved(
+        self, sessions, smtp_server
+    ):
+        settings = settings_for(smtp_server, progress_interval_seconds=60)
+        complaint = received(settings=settings)
+        await consume(sessions, complaint, settings)
+        await triage(sessions, triaged_as(complaint, "logistics"), settings)
+        key = str(complaint.complaint_id)
+        first = await pending_timer(sessions, key)
+        assert first is not None
+        for _ in range(2):
+            await fire_kind(sessions, service.PROGRESS_TIMER, key, settings)
+        updates = [
+            m
+            for m in await messages_of(sessions, complaint.complaint_id)
+            if m.message_type == "notification.progress_update"
+        ]
+        assert [m.status for m in updates] == ["queued", "queued"]
+        assert len({m.delivery_key for m in updates}) == 2
+        assert await pending_timer(sessions, key) is not None, "the next one is scheduled"
+
+        opened = case_opened(complaint)
+        async with transaction(sessions) as session:
+            await service.record_case(session, opened)
+            await service.stop_progress_updates(session, case_resolved(complaint, opened))
+        assert await pending_timer(sessions, key) is None
+        async with transaction(sessions) as session:
+            progress = await repository.get_progress(session, complaint_id=complaint.complaint_id)
+        assert progress is not None
+        assert (progress.sent, progress.stop_reason) == (2, "case.resolved")
+
+    async def test_other_categories_get_none_and_opted_out_customers_skip_them(
+        self, sessions, smtp_server
+    ):
+        settings = settings_for(smtp_server, progress_interval_seconds=60)
+        quality = received(settings=settings)
+        await consume(sessions, quality, settings)
+        await triage(sessions, triaged_as(quality, "product_quality"), settings)
+        assert await pending_timer(sessions, str(quality.complaint_id)) is None
+
+        opted_out = received(settings=settings)
+        async with transaction(sessions) as session:
+            await service.put_preferences(
+                session,
+                customer_id=opted_out.payload.customer_id,
+                preferences=CustomerPreferences(non_essential_opt_out=True),
+                principal=storefront(),
+            )
+        await consume(sessions, opted_out, settings)
+        await triage(sessions, triaged_as(opted_out, "logistics"), settings)
+        await fire_kind(sessions, service.PROGRESS_TIMER, str(opted_out.complaint_id), settings)
+        [update] = [
+            m
+            for m in await messages_of(sessions, opted_out.complaint_id)
+            if m.message_type == "notification.progress_update"
+        ]
+        assert (update.status, update.reason) == ("skipped", "opted_out_of_non_essential")

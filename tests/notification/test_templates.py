@@ -6,11 +6,13 @@ from decimal import Decimal
 
 import pytest
 from jinja2 import DictLoader
+from pydantic import ValidationError
 
 from notification_service.domain.contexts import (
     CONTEXT_MODELS,
     Coupon,
     Money,
+    ProgressUpdate,
     Refund,
     Resolution,
     minimal_context,
@@ -164,6 +166,19 @@ class TestContents:
         assert "ZTO78451296300" in text
         assert "到达【上海转运中心】" in text
         assert "2024年5月5日 10:00前再告知您" in text
+
+    def test_progress_update_without_a_tracking_feed_says_the_carrier_is_asked(self):
+        context = ProgressUpdate(
+            complaint_number=NUMBER, next_update_at=datetime(2024, 5, 5, 2, tzinfo=UTC)
+        )
+        text = render("notification.progress_update", "sms", "zh-CN", context).text
+        assert "我们正在向快递公司核实包裹的最新位置" in text
+        with pytest.raises(ValidationError):
+            ProgressUpdate(
+                complaint_number=NUMBER,
+                tracking_number="ZTO1",
+                next_update_at=datetime(2024, 5, 5, 2, tzinfo=UTC),
+            )
 
     def test_survey_messages_carry_the_link_and_its_expiry(self):
         for message_type in ("notification.survey_invitation", "notification.survey_reminder"):
