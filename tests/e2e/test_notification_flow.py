@@ -426,6 +426,38 @@ class TestMerchantWebhooks:
 
         await wait_until(replayed_and_dead_again, timeout_s=60, what="the replayed schedule")
 
+    async def test_an_endpoint_down_for_a_while_receives_the_message_when_it_comes_back(
+        self, flow, http
+    ):
+        merchant_id = f"m-{uuid.uuid4().hex[:6]}"
+        created = await http.post(
+            f"{flow.url('notification')}/v1/merchants/{merchant_id}/webhook-endpoints",
+            json={"url": flow.provider.url("/down-then-up")},
+        )
+        assert created.status_code == 201, created.text
+        secret = created.json()["secret"]
+        flow.provider.failures_left = 1
+        receipt = await post(http, flow, body_for_merchant(312, merchant_id))
+
+        async def retried_and_delivered() -> dict[str, Any] | None:
+            # The first webhook of this endpoint met the outage (the receipt's, or the case's).
+            for message in await message_log(http, flow, receipt["complaint_id"]):
+                attempts = [a["status"] for a in message["attempts"]]
+                if message["audience"] == "merchant" and attempts == ["failed", "sent"]:
+                    return message
+            return None
+
+        delivered = await wait_until(retried_and_delivered, timeout_s=60, what="the retry")
+        tries = [
+            r
+            for r in flow.provider.on("/down-then-up")
+            if r.headers["webhook-id"] == delivered["delivery_key"]
+        ]
+        assert len(tries) == 2
+        # The attempt that got through verifies with the reference library.
+        verified = StandardWebhook(secret).verify(tries[-1].body, tries[-1].headers)
+        assert verified["data"]["complaint_number"] == receipt["complaint_number"]
+
 
 class TestPreferences:
     async def test_quiet_hours_hold_an_sms_until_they_end(self, flow, http):
