@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from resolution_service import service
 from resolution_service.config import get_settings
 from resolution_service.handlers import SUBSCRIPTIONS, TIMER_HANDLERS
 from resolution_service.models import SCHEMA, inbox, outbox, timers
@@ -14,6 +15,7 @@ SPEC = ServiceSpec(
     outbox=outbox,
     timers=timers,
     timer_handlers=TIMER_HANDLERS,
+    maintenance=[service.purge_idempotency_keys],
     inbox=inbox,
     subscriptions=SUBSCRIPTIONS,
     routers=[router],

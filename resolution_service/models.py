@@ -165,6 +165,19 @@ ledger_entries = Table(
     Index("ix_ledger_entries_party_party_id", "party", "party_id"),
 )
 
+# Idempotency-Keys of the actions: a caller's key, the request it was used for, the first
+# response; kept IDEMPOTENCY_KEY_DAYS (service.py), then purged.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("caller", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("request_sha256", Text, nullable=False),
+    Column("response", JSONB, nullable=True),
+    _tz("created_at", nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
 outbox = Outbox(outbox_table(metadata))
 inbox = inbox_table(metadata)
 timers = timers_table(metadata)

@@ -4,7 +4,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, any_, bindparam, func, literal, select, update
+from sqlalchemy import and_, any_, bindparam, delete, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -14,6 +15,7 @@ from resolution_service.models import (
     cases,
     complaint_facts,
     consents,
+    idempotency_keys,
     ledger_entries,
     task_reports,
     users,
@@ -217,3 +219,56 @@ async def ledger_totals(session: AsyncSession, *, party: str, party_id: str) -> 
         .order_by(ledger_entries.c.currency)
     )
     return result.all()
+
+
+_CLAIM_KEY = (
+    pg_insert(idempotency_keys)
+    .values(
+        caller=bindparam("caller"),
+        key=bindparam("key"),
+        request_sha256=bindparam("request_sha256"),
+        created_at=bindparam("created_at"),
+    )
+    .on_conflict_do_nothing(index_elements=[idempotency_keys.c.caller, idempotency_keys.c.key])
+    .returning(idempotency_keys.c.key)
+)
+_KEY = select(idempotency_keys).where(
+    idempotency_keys.c.caller == bindparam("caller"), idempotency_keys.c.key == bindparam("key")
+)
+
+
+async def claim_key(
+    session: AsyncSession, *, caller: str, key: str, request_sha256: str, at: Any
+) -> Row[Any] | None:
+    """Claims a caller's key for this request; the earlier record when it was taken.
+
+    A concurrent request with the same key waits on the key's row until the first one
+    commits (then finds its record) or rolls back (then claims it).
+    """
+    claimed = await execute(
+        session,
+        _CLAIM_KEY,
+        {"caller": caller, "key": key, "request_sha256": request_sha256, "created_at": at},
+    )
+    if claimed.first() is not None:
+        return None
+    return (await execute(session, _KEY, {"caller": caller, "key": key})).first()
+
+
+async def store_response(
+    session: AsyncSession, *, caller: str, key: str, response: dict[str, Any]
+) -> None:
+    """Remembers the first response to a caller's key."""
+    await session.execute(
+        update(idempotency_keys)
+        .where(idempotency_keys.c.caller == caller, idempotency_keys.c.key == key)
+        .values(response=response)
+    )
+
+
+async def purge_keys(session: AsyncSession, *, before: Any) -> int:
+    """Deletes keys older than `before`."""
+    result = await session.execute(
+        delete(idempotency_keys).where(idempotency_keys.c.created_at < before)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

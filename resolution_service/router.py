@@ -5,12 +5,14 @@ merchants see and answer only their own cases; storefronts carry the customer's 
 an offer, notes and appeals. A refused transition answers 409 with the triggers allowed now.
 """
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
+from pydantic import BaseModel
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolution_service import service
 from resolution_service.config import get_settings
@@ -41,6 +43,7 @@ from resolution_service.schemas import (
 )
 from shared.auth import Principal, Role, allow
 from shared.errors import problem_responses
+from shared.text import SingleLine
 from shared.web import SessionDep
 
 router = APIRouter(tags=["cases"])
@@ -61,6 +64,11 @@ Executor = Annotated[
     Principal, Depends(allow(Role.MERCHANT, Role.AGENT, Role.SUPERVISOR, Role.ADMIN))
 ]
 ACTION = problem_responses(404, 409, 422)
+# Optional on every action: a retry with the same key (same caller, same request) answers the
+# first response without acting again; another request under the key is 422.
+IdempotencyKey = Annotated[
+    SingleLine | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+]
 CASE = "/v1/complaints/{complaint_id}"
 
 
@@ -68,6 +76,31 @@ def view(row: Row[Any]) -> CaseView:
     """A case row as the API shows it."""
     values = dict(row._mapping)
     return CaseView.model_validate({"case_id": values.pop("id"), **values})
+
+
+async def once(
+    session: AsyncSession,
+    caller: Principal,
+    key: str | None,
+    action_name: str,
+    complaint_id: UUID,
+    body: BaseModel | None,
+    action: Callable[[], Awaitable[Row[Any]]],
+) -> CaseView:
+    """Runs an action once per Idempotency-Key: a retry gets the stored first response."""
+    if key is None:
+        return view(await action())
+    request = f"{action_name} {complaint_id} {body.model_dump_json() if body else ''}"
+    stored = await service.claim_idempotency_key(
+        session, caller=caller.id, key=key, request=request
+    )
+    if stored is not None:
+        return CaseView.model_validate(stored)
+    answer = view(await action())
+    await service.remember_response(
+        session, caller=caller.id, key=key, response=answer.model_dump(mode="json")
+    )
+    return answer
 
 
 def views(rows: Sequence[Row[Any]]) -> list[CaseView]:
@@ -106,68 +139,114 @@ async def get_case_detail(complaint_id: UUID, session: SessionDep, caller: Staff
 
 @router.post(f"{CASE}/assignment", response_model=CaseView, responses=ACTION)
 async def assign(
-    complaint_id: UUID, body: Assignment, session: SessionDep, caller: Staff
+    complaint_id: UUID,
+    body: Assignment,
+    session: SessionDep,
+    caller: Staff,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """Assigns (or reassigns) the case to an agent of its team; no name: the least loaded."""
-    return view(
-        await service.assign(
+    return await once(
+        session,
+        caller,
+        key,
+        "assign",
+        complaint_id,
+        body,
+        lambda: service.assign(
             session,
             complaint_id=complaint_id,
             username=body.username,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/investigation", response_model=CaseView, responses=ACTION)
-async def start_investigation(complaint_id: UUID, session: SessionDep, caller: Staff) -> CaseView:
+async def start_investigation(
+    complaint_id: UUID, session: SessionDep, caller: Staff, key: IdempotencyKey = None
+) -> CaseView:
     """The assigned agent starts investigating."""
-    return view(
-        await service.start_investigation(
+    return await once(
+        session,
+        caller,
+        key,
+        "start_investigation",
+        complaint_id,
+        None,
+        lambda: service.start_investigation(
             session, complaint_id=complaint_id, principal=caller, settings=get_settings()
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/notes", response_model=CaseView, responses=ACTION)
-async def add_note(complaint_id: UUID, body: Note, session: SessionDep, caller: Anyone) -> CaseView:
+async def add_note(
+    complaint_id: UUID, body: Note, session: SessionDep, caller: Anyone, key: IdempotencyKey = None
+) -> CaseView:
     """Adds a note or evidence refs from the customer, merchant, carrier or agent."""
-    return view(
-        await service.add_note(
+    return await once(
+        session,
+        caller,
+        key,
+        "add_note",
+        complaint_id,
+        body,
+        lambda: service.add_note(
             session,
             complaint_id=complaint_id,
             principal=caller,
             source=body.source,
             note=body.note,
             evidence_refs=body.evidence_refs,
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/verification-request", response_model=CaseView, responses=ACTION)
 async def request_verification(
-    complaint_id: UUID, body: VerificationRequestBody, session: SessionDep, caller: Staff
+    complaint_id: UUID,
+    body: VerificationRequestBody,
+    session: SessionDep,
+    caller: Staff,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """Asks the merchant to verify by a deadline in business time."""
-    return view(
-        await service.request_verification(
+    return await once(
+        session,
+        caller,
+        key,
+        "request_verification",
+        complaint_id,
+        body,
+        lambda: service.request_verification(
             session,
             complaint_id=complaint_id,
             questions=body.questions,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/verification-answer", response_model=CaseView, responses=ACTION)
 async def answer_verification(
-    complaint_id: UUID, body: VerificationAnswer, session: SessionDep, caller: Merchant
+    complaint_id: UUID,
+    body: VerificationAnswer,
+    session: SessionDep,
+    caller: Merchant,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """The merchant's answer: accept responsibility, or dispute it with evidence."""
-    return view(
-        await service.answer_verification(
+    return await once(
+        session,
+        caller,
+        key,
+        "answer_verification",
+        complaint_id,
+        body,
+        lambda: service.answer_verification(
             session,
             complaint_id=complaint_id,
             stance=body.stance.value,
@@ -175,19 +254,29 @@ async def answer_verification(
             evidence_refs=body.evidence_refs,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/proposal", response_model=CaseView, responses=ACTION)
 async def propose_remedy(
-    complaint_id: UUID, body: ProposalRequest, session: SessionDep, caller: Staff
+    complaint_id: UUID,
+    body: ProposalRequest,
+    session: SessionDep,
+    caller: Staff,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """Decides responsibility and proposes the compensation policy's remedies."""
     finding = (body.finding.responsibility.value, body.finding.reason) if body.finding else None
     goodwill = tuple(Goodwill(g.kind, g.reason, g.amount, g.valid_days) for g in body.goodwill)
-    return view(
-        await service.propose_remedy(
+    return await once(
+        session,
+        caller,
+        key,
+        "propose_remedy",
+        complaint_id,
+        body,
+        lambda: service.propose_remedy(
             session,
             complaint_id=complaint_id,
             principal=caller,
@@ -195,34 +284,54 @@ async def propose_remedy(
             finding=finding,
             goodwill=goodwill,
             carrier_id=body.carrier_id,
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/approval", response_model=CaseView, responses=ACTION)
 async def decide_approval(
-    complaint_id: UUID, body: ApprovalDecision, session: SessionDep, caller: Supervisor
+    complaint_id: UUID,
+    body: ApprovalDecision,
+    session: SessionDep,
+    caller: Supervisor,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """A supervisor approves the proposal, or rejects it with a reason."""
-    return view(
-        await service.approve(
+    return await once(
+        session,
+        caller,
+        key,
+        "decide_approval",
+        complaint_id,
+        body,
+        lambda: service.approve(
             session,
             complaint_id=complaint_id,
             approved=body.approve,
             reason=body.reason,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/customer-decision", response_model=CaseView, responses=ACTION)
 async def customer_decision(
-    complaint_id: UUID, body: CustomerDecision, session: SessionDep, caller: Customer
+    complaint_id: UUID,
+    body: CustomerDecision,
+    session: SessionDep,
+    caller: Customer,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """The customer accepts the offer (proof of consent kept) or rejects it."""
-    return view(
-        await service.customer_decides(
+    return await once(
+        session,
+        caller,
+        key,
+        "customer_decision",
+        complaint_id,
+        body,
+        lambda: service.customer_decides(
             session,
             complaint_id=complaint_id,
             accept=body.accept,
@@ -231,95 +340,152 @@ async def customer_decision(
             channel=body.channel,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/counter-offer", response_model=CaseView, responses=ACTION)
 async def counter_offer(
-    complaint_id: UUID, body: CounterOffer, session: SessionDep, caller: Staff
+    complaint_id: UUID,
+    body: CounterOffer,
+    session: SessionDep,
+    caller: Staff,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """A counter-offer after the customer rejected the offer."""
-    return view(
-        await service.counter(
+    return await once(
+        session,
+        caller,
+        key,
+        "counter_offer",
+        complaint_id,
+        body,
+        lambda: service.counter(
             session,
             complaint_id=complaint_id,
             compensation=body.compensation,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/mediation", response_model=CaseView, responses=ACTION)
 async def escalate_to_mediation(
-    complaint_id: UUID, session: SessionDep, caller: Supervisor
+    complaint_id: UUID, session: SessionDep, caller: Supervisor, key: IdempotencyKey = None
 ) -> CaseView:
     """A supervisor takes up a negotiation that used its rounds (调解)."""
-    return view(
-        await service.escalate_to_mediation(
+    return await once(
+        session,
+        caller,
+        key,
+        "escalate_to_mediation",
+        complaint_id,
+        None,
+        lambda: service.escalate_to_mediation(
             session, complaint_id=complaint_id, principal=caller, settings=get_settings()
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/mediation-offer", response_model=CaseView, responses=ACTION)
 async def mediation_offer(
-    complaint_id: UUID, body: MediationOffer, session: SessionDep, caller: Supervisor
+    complaint_id: UUID,
+    body: MediationOffer,
+    session: SessionDep,
+    caller: Supervisor,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """The mediating supervisor's offer."""
-    return view(
-        await service.mediate(
+    return await once(
+        session,
+        caller,
+        key,
+        "mediation_offer",
+        complaint_id,
+        body,
+        lambda: service.mediate(
             session,
             complaint_id=complaint_id,
             compensation=body.compensation,
             concessions=body.concessions,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/referral", response_model=CaseView, responses=ACTION)
 async def refer(
-    complaint_id: UUID, body: Referral, session: SessionDep, caller: Supervisor
+    complaint_id: UUID,
+    body: Referral,
+    session: SessionDep,
+    caller: Supervisor,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """Refers the dispute to an outside body."""
-    return view(
-        await service.refer(
+    return await once(
+        session,
+        caller,
+        key,
+        "refer",
+        complaint_id,
+        body,
+        lambda: service.refer(
             session,
             complaint_id=complaint_id,
             body=body.body.value,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/external-outcome", response_model=CaseView, responses=ACTION)
 async def external_outcome(
-    complaint_id: UUID, body: ExternalOutcomeBody, session: SessionDep, caller: Supervisor
+    complaint_id: UUID,
+    body: ExternalOutcomeBody,
+    session: SessionDep,
+    caller: Supervisor,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """Records the outside body's outcome: settled or dismissed."""
-    return view(
-        await service.record_external_outcome(
+    return await once(
+        session,
+        caller,
+        key,
+        "external_outcome",
+        complaint_id,
+        body,
+        lambda: service.record_external_outcome(
             session,
             complaint_id=complaint_id,
             settled=body.outcome == "settled",
             summary=body.summary,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/tasks/{{task_key}}/reports", response_model=CaseView, responses=ACTION)
 async def report_task(
-    complaint_id: UUID, task_key: str, body: TaskReport, session: SessionDep, caller: Executor
+    complaint_id: UUID,
+    task_key: str,
+    body: TaskReport,
+    session: SessionDep,
+    caller: Executor,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """Progress on an execution task (merchant systems report theirs here)."""
-    return view(
-        await service.report_task(
+    return await once(
+        session,
+        caller,
+        key,
+        f"report_task {task_key}",
+        complaint_id,
+        body,
+        lambda: service.report_task(
             session,
             complaint_id=complaint_id,
             task_key=task_key,
@@ -327,50 +493,78 @@ async def report_task(
             facts=body.facts,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/appeal", response_model=CaseView, responses=ACTION)
 async def appeal(
-    complaint_id: UUID, body: AppealBody, session: SessionDep, caller: Customer
+    complaint_id: UUID,
+    body: AppealBody,
+    session: SessionDep,
+    caller: Customer,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """The customer appeals the decision (申诉) within the window."""
-    return view(
-        await service.appeal(
+    return await once(
+        session,
+        caller,
+        key,
+        "appeal",
+        complaint_id,
+        body,
+        lambda: service.appeal(
             session,
             complaint_id=complaint_id,
             reason=body.reason,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/review", response_model=CaseView, responses=ACTION)
-async def start_review(complaint_id: UUID, session: SessionDep, caller: Supervisor) -> CaseView:
+async def start_review(
+    complaint_id: UUID, session: SessionDep, caller: Supervisor, key: IdempotencyKey = None
+) -> CaseView:
     """A supervisor other than the case's agent takes up the appeal."""
-    return view(
-        await service.start_review(
+    return await once(
+        session,
+        caller,
+        key,
+        "start_review",
+        complaint_id,
+        None,
+        lambda: service.start_review(
             session, complaint_id=complaint_id, principal=caller, settings=get_settings()
-        )
+        ),
     )
 
 
 @router.post(f"{CASE}/review-decision", response_model=CaseView, responses=ACTION)
 async def decide_review(
-    complaint_id: UUID, body: ReviewDecision, session: SessionDep, caller: Supervisor
+    complaint_id: UUID,
+    body: ReviewDecision,
+    session: SessionDep,
+    caller: Supervisor,
+    key: IdempotencyKey = None,
 ) -> CaseView:
     """The review upholds the decision or reopens the case."""
-    return view(
-        await service.decide_review(
+    return await once(
+        session,
+        caller,
+        key,
+        "decide_review",
+        complaint_id,
+        body,
+        lambda: service.decide_review(
             session,
             complaint_id=complaint_id,
             reopen=body.outcome == "reopened",
             reason=body.reason,
             principal=caller,
             settings=get_settings(),
-        )
+        ),
     )
 
 

@@ -6,6 +6,7 @@ transition's events go to the outbox and a line to the case's timeline, all in t
 transaction. Kafka handlers and HTTP routes both call the functions below with plain inputs.
 """
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -1714,6 +1715,43 @@ async def decide_review(
         event={"reason": reason},
         note=reason,
     )
+
+
+# --- Idempotency-Keys ----------------------------------------------------------------
+
+# Keys are kept at least this long (a retry a day later still replays).
+IDEMPOTENCY_KEY_DAYS = 2
+
+
+async def claim_idempotency_key(
+    session: AsyncSession, *, caller: str, key: str, request: str
+) -> dict[str, Any] | None:
+    """Claims a caller's key for a request: None to act, or the first response to replay.
+
+    The same key with another request is 422, never a replay of something else.
+    """
+    digest = hashlib.sha256(request.encode()).hexdigest()
+    record = await repository.claim_key(
+        session, caller=caller, key=key, request_sha256=digest, at=utcnow()
+    )
+    if record is None:
+        return None
+    if record.request_sha256 != digest or record.response is None:
+        raise UnprocessableError(f"Idempotency-Key {key!r} was used for another request")
+    stored: dict[str, Any] = record.response
+    return stored
+
+
+async def remember_response(
+    session: AsyncSession, *, caller: str, key: str, response: dict[str, Any]
+) -> None:
+    """Stores the response a claimed key replays, in the action's transaction."""
+    await repository.store_response(session, caller=caller, key=key, response=response)
+
+
+async def purge_idempotency_keys(session: AsyncSession, now: datetime) -> int:
+    """Maintenance: forgets keys past their retention."""
+    return await repository.purge_keys(session, before=now - timedelta(days=IDEMPOTENCY_KEY_DAYS))
 
 
 # --- Reading -------------------------------------------------------------------------

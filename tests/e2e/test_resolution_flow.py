@@ -406,6 +406,23 @@ class TestOtherServicesMoveTheCase:
         assert refused.json()["allowed_triggers"] == []
 
 
+async def test_a_retried_action_with_its_idempotency_key_acts_once(flow: Flow, admin_db):
+    await flow.post()
+    key = {**bearer(AGENT), "Idempotency-Key": f"retry-{uuid.uuid4().hex[:8]}"}
+    first = await flow.http.post(f"{flow.case_url}/investigation", json={}, headers=key)
+    again = await flow.http.post(f"{flow.case_url}/investigation", json={}, headers=key)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert (await flow.events(admin_db)).count("case.investigation_started") == 1
+    note = {**bearer(AGENT), "Idempotency-Key": f"note-{uuid.uuid4().hex[:8]}"}
+    url = f"{flow.case_url}/notes"
+    assert (await flow.http.post(url, json={"note": "first"}, headers=note)).status_code == 200
+    other = await flow.http.post(url, json={"note": "second"}, headers=note)
+    assert other.status_code == 422
+    detail = await flow.detail()
+    assert [line["note"] for line in detail["timeline"] if line["kind"] == "note"] == ["first"]
+
+
 async def test_merchants_list_only_their_own_cases(flow: Flow, http: httpx.AsyncClient):
     await flow.post()
     url = f"{flow.platform.url('resolution')}/v1/cases"
