@@ -12,6 +12,7 @@ from shared.events import (
     CaseClosed,
     CaseOpened,
     CaseRejected,
+    CaseRemedyOffered,
     CaseResolved,
     CaseWithdrawn,
     ComplaintInfoRequested,
@@ -88,7 +89,9 @@ async def on_complaint_withdrawn(
 
 
 async def on_case_over(session: AsyncSession, event: EventEnvelope[Any]) -> None:
-    """A case closed, rejected or withdrawn: no more progress updates."""
+    """A case closed, rejected or withdrawn: no more progress updates; the customer hears of a
+    rejection (the rules route only what customers are told)."""
+    await service.route_event(session, event, settings=get_settings())
     await service.stop_progress_updates(session, event)
 
 
@@ -142,6 +145,7 @@ SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
     },
     Topic.RESOLUTION_CASE: {
         CaseOpened.event_type: on_case_opened,
+        CaseRemedyOffered.event_type: on_lifecycle_event,
         CaseResolved.event_type: on_case_resolved,
         CaseClosed.event_type: on_case_over,
         CaseRejected.event_type: on_case_over,

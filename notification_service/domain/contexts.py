@@ -107,10 +107,11 @@ class RemedyOffer(MessageContext):
 
 
 class RemedyProposal(CustomerMessage):
-    """case.remedy_proposed and case.awaiting_customer: the offer and by when to decide."""
+    """case.remedy_offered: the offer the customer decides on (and by when, if there is a date)."""
 
     remedies: tuple[RemedyOffer, ...] = Field(min_length=1)
-    respond_by: AwareDatetime
+    # Resolution sets no decision deadline today: the message then asks without a date.
+    respond_by: AwareDatetime | None = None
     decision_url: str | None = None
 
 
@@ -147,6 +148,15 @@ class Resolution(CustomerMessage):
     shipment: Shipment | None = None
     coupon: Coupon | None = None
     # Until when the customer may appeal the outcome.
+    appeal_until: AwareDatetime | None = None
+
+
+class CaseRejection(CustomerMessage):
+    """case.rejected: the case was looked into and no remedy is due, with the explanation."""
+
+    decided_at: AwareDatetime
+    explanation: str = Field(min_length=1)
+    # Until when the customer may ask for a review.
     appeal_until: AwareDatetime | None = None
 
 
@@ -216,9 +226,9 @@ CONTEXT_MODELS: dict[str, type[MessageContext]] = {
     "complaint.sla_breached": SlaAlert,
     "case.opened": CaseOpenedNotice,
     "case.assigned": Assignment,
-    "case.remedy_proposed": RemedyProposal,
-    "case.awaiting_customer": RemedyProposal,
+    "case.remedy_offered": RemedyProposal,
     "case.resolved": Resolution,
+    "case.rejected": CaseRejection,
     "notification.progress_update": ProgressUpdate,
     "notification.survey_invitation": SurveyInvitation,
     "notification.survey_reminder": SurveyInvitation,
@@ -314,10 +324,7 @@ SAMPLES: dict[str, MessageContext] = {
         resolution_due_at=_at(4, 2),
         case_url="https://ops.example.com/cases/202405-000123",
     ),
-    "case.remedy_proposed": RemedyProposal(
-        **_CUSTOMER, remedies=_OFFER, respond_by=_at(6, 2), decision_url=f"{_STATUS_URL}/offer"
-    ),
-    "case.awaiting_customer": RemedyProposal(
+    "case.remedy_offered": RemedyProposal(
         **_CUSTOMER, remedies=_OFFER, respond_by=_at(6, 2), decision_url=f"{_STATUS_URL}/offer"
     ),
     "case.resolved": Resolution(
@@ -327,6 +334,12 @@ SAMPLES: dict[str, MessageContext] = {
         refund=Refund(amount=_cny("199.00"), expected_by=_at(8, 10)),
         shipment=Shipment(carrier="顺丰速运", tracking_number="SF1234567890123"),
         coupon=Coupon(code="SORRY-7Q2X-K9", value=_cny("50.00"), expires_at=_at(31, 15, 59)),
+        appeal_until=_at(12, 6),
+    ),
+    "case.rejected": CaseRejection(
+        **_CUSTOMER,
+        decided_at=_at(5, 6),
+        explanation="签收记录和开箱视频显示商品完好，破损发生在签收后的使用过程中。",
         appeal_until=_at(12, 6),
     ),
     "notification.progress_update": ProgressUpdate(

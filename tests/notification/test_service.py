@@ -9,6 +9,7 @@ delivery log and its attempts, the outbox events, and what a send cut short beco
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -35,6 +36,8 @@ from shared.db import create_engine, create_sessionmaker, transaction
 from shared.errors import ConflictError, GoneError, NotFoundError, UnprocessableError
 from shared.events import (
     CaseOpened,
+    CaseRejected,
+    CaseRemedyOffered,
     CaseResolved,
     ComplaintReceived,
     ComplaintSlaBreached,
@@ -43,6 +46,7 @@ from shared.events import (
     EventEnvelope,
     new_event,
 )
+from shared.events.payloads import RemedyLine
 from shared.pii import seal
 from shared.timers import PENDING, Timer
 from tests.notification.conftest import SmtpServerUnderTest
@@ -896,6 +900,88 @@ class TestCaseResolved:
             if m.message_type == "case.resolved"
         ]
         assert sent.status == "sent"
+
+
+def case_change(
+    cls: type[Any],
+    complaint: EventEnvelope[ComplaintReceived],
+    opened: EventEnvelope[CaseOpened],
+    **facts: Any,
+) -> EventEnvelope[Any]:
+    """A lifecycle event of the complaint's case."""
+    now = datetime.now(UTC)
+    return new_event(
+        cls(
+            case_id=opened.payload.case_id,
+            complaint_number=complaint.payload.complaint_number,
+            merchant_id="m-svc",
+            team="merchant_management",
+            actor="agent:alice",
+            at=now,
+            **facts,
+        ),
+        producer="resolution_service",
+        complaint_id=complaint.complaint_id,
+        correlation_id=complaint.correlation_id,
+    )
+
+
+class TestDecisionsReachTheCustomer:
+    async def test_the_offer_and_a_rejection_are_emailed_with_their_content(
+        self, sessions, smtp_server
+    ):
+        settings = settings_for(smtp_server)
+        channels = build_channels(settings)
+        complaint = received(settings=settings)
+        await consume(sessions, complaint, settings)
+        opened = case_opened(complaint)
+        offered = case_change(
+            CaseRemedyOffered,
+            complaint,
+            opened,
+            state="awaiting_customer",
+            customer_visible_state="awaiting_customer_confirmation",
+            trigger="offer_to_customer",
+            remedies=[
+                RemedyLine(kind="refund", amount=Decimal("299.00"), description="full refund"),
+                RemedyLine(kind="coupon", amount=Decimal("50.00"), description="no threshold"),
+            ],
+        )
+        rejected = case_change(
+            CaseRejected,
+            complaint,
+            opened,
+            state="rejected",
+            customer_visible_state="completed",
+            trigger="reject_case",
+            reason="the unboxing video shows the item intact on delivery",
+            appeal_window_ends_at=datetime.now(UTC) + timedelta(days=30),
+        )
+        for event in (offered, rejected):
+            await consume(sessions, event, settings)
+        queued = {
+            m.message_type: m
+            for m in await messages_of(sessions, complaint.complaint_id)
+            if m.message_type in ("case.remedy_offered", "case.rejected")
+        }
+        assert {t: (m.audience, m.status) for t, m in queued.items()} == {
+            "case.remedy_offered": ("customer", "queued"),
+            "case.rejected": ("customer", "queued"),
+        }
+        sent_before = len(smtp_server.recorder.envelopes)
+        for message in queued.values():
+            await fire(sessions, message, settings, channels)
+        texts = []
+        for envelope in smtp_server.recorder.envelopes[sent_before:]:
+            mail = message_from_bytes(envelope.content, policy=default_policy)
+            assert isinstance(mail, EmailMessage)
+            body = mail.get_body(("plain",))
+            assert body is not None
+            texts.append(body.get_content())
+        offer, decision = texts
+        assert "299.00" in offer
+        assert "50.00" in offer
+        assert "the unboxing video shows the item intact on delivery" in decision
 
 
 def triaged_as(

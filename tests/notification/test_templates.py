@@ -138,12 +138,18 @@ class TestContents:
         assert "somewhere else" in message.text
 
     def test_offer_lists_each_remedy_with_its_amount(self):
-        zh = rendered("case.remedy_proposed", "email", "zh-CN").text
+        zh = rendered("case.remedy_offered", "email", "zh-CN").text
         assert "- 退款 ¥199.00" in zh
         assert "- 优惠券 ¥50.00（满100可用）" in zh
         assert "- 书面致歉" in zh
-        en = rendered("case.remedy_proposed", "email", "en").text
+        en = rendered("case.remedy_offered", "email", "en").text
         assert "- Refund: CN¥199.00" in en
+
+    def test_an_offer_without_a_decision_date_asks_without_one(self):
+        for channel in ("email", "sms", "app_push"):
+            for locale in SUPPORTED_LOCALES:
+                message = rendered("case.remedy_offered", channel, locale, respond_by=None)
+                assert "None" not in everything(message), (channel, locale)
 
     def test_resolution_says_what_happens_next(self):
         for locale in SUPPORTED_LOCALES:
