@@ -15,10 +15,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from notification_service.domain.routing import DeliveryChannel
 from shared.clock import as_utc
@@ -37,13 +37,27 @@ DEFAULT_CHANNEL_ORDER: tuple[str, ...] = (
 INTRUSIVE_CHANNELS = frozenset({DeliveryChannel.SMS, DeliveryChannel.APP_PUSH})
 
 
+# A local time of day without a zone. JSON Schema's `format: time` is RFC 3339's full-time,
+# which requires an offset: documented as a pattern instead, so "21:00:00" validates.
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$",
+            "examples": ["21:00", "08:00:00"],
+        }
+    ),
+]
+
+
 class QuietHours(BaseModel):
     """A daily span of local time without SMS or push; it may run past midnight."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    start: time = DEFAULT_QUIET_START
-    end: time = DEFAULT_QUIET_END
+    start: LocalTime = DEFAULT_QUIET_START
+    end: LocalTime = DEFAULT_QUIET_END
 
     @model_validator(mode="after")
     def _spans_time(self) -> Self:
