@@ -561,7 +561,8 @@ async def _link_duplicate(
     now: datetime,
 ) -> ComplaintReceipt:
     """Adds a repeated submission to the open complaint it repeats; no second case."""
-    row = await repository.get_complaint(session, complaint_id=duplicate.complaint_id)
+    # Locked like every other change of the complaint, so its events commit in their order.
+    row = await repository.get_complaint_for_update(session, complaint_id=duplicate.complaint_id)
     assert row is not None  # listed under the customer's lock a moment ago
     await _record_step(
         session,

@@ -85,6 +85,8 @@ from shared.errors import (
 from shared.events import (
     AcknowledgementRecorded,
     CaseOpened,
+    CaseRejected,
+    CaseRemedyOffered,
     CaseResolved,
     ComplaintInfoRequested,
     ComplaintLinkedDuplicate,
@@ -485,6 +487,34 @@ def _case_opened(event: EventEnvelope[Any], settings: Settings) -> contexts.Mess
     )
 
 
+def _remedy_offered(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: CaseRemedyOffered = event.payload
+    return contexts.RemedyProposal(
+        complaint_number=payload.complaint_number,
+        remedies=tuple(
+            contexts.RemedyOffer(
+                type=line.kind,
+                amount=contexts.Money(amount=line.amount, currency=line.currency)
+                if line.amount
+                else None,
+                note=line.description,
+            )
+            for line in payload.remedies
+        ),
+        respond_by=payload.respond_by,
+    )
+
+
+def _case_rejected(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: CaseRejected = event.payload
+    return contexts.CaseRejection(
+        complaint_number=payload.complaint_number,
+        decided_at=payload.at,
+        explanation=payload.reason or "-",
+        appeal_until=payload.appeal_window_ends_at,
+    )
+
+
 def _case_resolved(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
     payload: CaseResolved = event.payload
     return contexts.Resolution(
@@ -515,7 +545,9 @@ MESSAGE_CONTEXTS: dict[str, Callable[[EventEnvelope[Any], Settings], contexts.Me
     ComplaintLinkedDuplicate.event_type: _duplicate,
     ComplaintTriaged.event_type: _triage_progress,
     CaseOpened.event_type: _case_opened,
+    CaseRemedyOffered.event_type: _remedy_offered,
     CaseResolved.event_type: _case_resolved,
+    CaseRejected.event_type: _case_rejected,
     ComplaintSlaWarning.event_type: _sla_alert,
     ComplaintSlaBreached.event_type: _sla_alert,
 }
@@ -1022,6 +1054,10 @@ async def _finish(
 
 
 async def _emit(session: AsyncSession, message: Row[Any], payload: Any) -> None:
+    # A delivery's outcome is emitted from the timer worker while the consumer may be adding
+    # events of the same complaint: the complaint's lock (held to commit) makes the outbox's
+    # order of a complaint's rows the order they commit in, so the topic keeps it.
+    await repository.lock_complaint(session, complaint_id=message.complaint_id)
     await outbox.add(
         session,
         new_event(
@@ -1531,6 +1567,7 @@ async def answer_survey(
         subjects=subjects,
         comment=answer.comment,
     )
+    await repository.lock_complaint(session, complaint_id=survey.complaint_id)  # see _emit
     await outbox.add(
         session,
         new_event(

@@ -137,10 +137,16 @@ async def assert_each_complaint_handled_exactly_once(
 
 
 async def _assert_topics_keep_outbox_order(conn: asyncpg.Connection, stack: StackUnderTest) -> None:
-    """On each topic, every key's events first appear in the order of their outbox rows."""
+    """On each topic, every key's events first appear in the order of their outbox rows.
+
+    Only rows already published are compared: services keep emitting after the load (e.g.
+    notification's delivery outcomes on its timers), and a relay publishes a key's rows in
+    order, so the published ones are a prefix of each key's rows and all on the topic.
+    """
     for schema, topic in SCHEMAS_AND_TOPICS.items():
         outbox_rows = await conn.fetch(
-            f"SELECT event_id, message_key FROM {schema}.outbox ORDER BY id"
+            f"SELECT event_id, message_key FROM {schema}.outbox "
+            "WHERE published_at IS NOT NULL ORDER BY id"
         )
         expected: dict[str, list[str]] = defaultdict(list)
         for row in outbox_rows:
@@ -155,7 +161,10 @@ async def _assert_topics_keep_outbox_order(conn: asyncpg.Connection, stack: Stac
             if event_id not in seen[key]:
                 seen[key].append(event_id)
         for key, events in expected.items():
-            assert seen[key] == events, f"{topic.value}: events of {key} missing or out of order"
+            assert seen[key] == events, (
+                f"{topic.value}: events of {key} missing or out of order: outbox {events}, "
+                f"topic {seen[key]}"
+            )
 
 
 async def _assert_no_dead_letters(stack: StackUnderTest) -> None:
