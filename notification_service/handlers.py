@@ -9,6 +9,7 @@ from notification_service import service
 from notification_service.channels.registry import ChannelSet, build_channels
 from notification_service.config import get_settings
 from shared.events import (
+    CaseAssigned,
     CaseClosed,
     CaseOpened,
     CaseRejected,
@@ -145,6 +146,7 @@ SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
     },
     Topic.RESOLUTION_CASE: {
         CaseOpened.event_type: on_case_opened,
+        CaseAssigned.event_type: on_lifecycle_event,
         CaseRemedyOffered.event_type: on_lifecycle_event,
         CaseResolved.event_type: on_case_resolved,
         CaseClosed.event_type: on_case_over,

@@ -84,6 +84,7 @@ from shared.errors import (
 )
 from shared.events import (
     AcknowledgementRecorded,
+    CaseAssigned,
     CaseOpened,
     CaseRejected,
     CaseRemedyOffered,
@@ -487,6 +488,16 @@ def _case_opened(event: EventEnvelope[Any], settings: Settings) -> contexts.Mess
     )
 
 
+def _case_assigned(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
+    payload: CaseAssigned = event.payload
+    # The event names the agent and the team; the deadlines are triage's and not carried here.
+    return contexts.Assignment(
+        complaint_number=payload.complaint_number,
+        case_id=payload.case_id,
+        agent_name=payload.assignee_id,
+    )
+
+
 def _remedy_offered(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
     payload: CaseRemedyOffered = event.payload
     return contexts.RemedyProposal(
@@ -545,6 +556,7 @@ MESSAGE_CONTEXTS: dict[str, Callable[[EventEnvelope[Any], Settings], contexts.Me
     ComplaintLinkedDuplicate.event_type: _duplicate,
     ComplaintTriaged.event_type: _triage_progress,
     CaseOpened.event_type: _case_opened,
+    CaseAssigned.event_type: _case_assigned,
     CaseRemedyOffered.event_type: _remedy_offered,
     CaseResolved.event_type: _case_resolved,
     CaseRejected.event_type: _case_rejected,

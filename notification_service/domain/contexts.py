@@ -203,14 +203,14 @@ class SlaAlert(MessageContext):
 
 
 class Assignment(MessageContext):
-    """case.assigned: a new case in an agent's queue."""
+    """case.assigned: a new case in an agent's queue (deadlines where the sender knows them)."""
 
     complaint_number: str = Field(min_length=1)
     case_id: UUID
     agent_name: str | None = None
-    priority: str = Field(pattern=CODE_PATTERN)
+    priority: str | None = Field(default=None, pattern=CODE_PATTERN)
     category: str | None = Field(default=None, pattern=CODE_PATTERN)
-    first_response_due_at: AwareDatetime
+    first_response_due_at: AwareDatetime | None = None
     resolution_due_at: AwareDatetime | None = None
     case_url: str | None = None
 

@@ -35,6 +35,7 @@ from shared.clock import ManualClock, using_clock
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.errors import ConflictError, GoneError, NotFoundError, UnprocessableError
 from shared.events import (
+    CaseAssigned,
     CaseOpened,
     CaseRejected,
     CaseRemedyOffered,
@@ -445,6 +446,35 @@ class TestStaff:
         await fire(sessions, log["supervisor"], settings, build_channels(settings))
         [envelope] = smtp_server.recorder.envelopes
         assert envelope.rcpt_tos == ["duty.supervisor@ops.example"]
+
+    async def test_an_assignment_is_emailed_to_the_teams_agent_address(self, sessions, smtp_server):
+        settings = settings_for(smtp_server).model_copy(
+            update={"staff_emails": {"assigned_agent:logistics": "logistics.desk@ops.example"}}
+        )
+        complaint = received(settings=settings)
+        opened = case_opened(complaint)
+        assigned = case_change(
+            CaseAssigned,
+            complaint,
+            opened,
+            state="open",
+            customer_visible_state="processing",
+            trigger="assign",
+            assignee_id="agent:li.na",
+            team="logistics",
+        )
+        await consume(sessions, assigned, settings)
+        [message] = [
+            m
+            for m in await messages_of(sessions, complaint.complaint_id)
+            if m.message_type == "case.assigned"
+        ]
+        assert (message.audience, message.status) == ("assigned_agent", "queued")
+        sent_before = len(smtp_server.recorder.envelopes)
+        await fire(sessions, message, settings, build_channels(settings))
+        envelope = smtp_server.recorder.envelopes[sent_before]
+        assert envelope.rcpt_tos == ["logistics.desk@ops.example"]
+        assert complaint.payload.complaint_number.encode() in envelope.content
 
 
 def merchant(merchant_id: str) -> Principal:
@@ -906,6 +936,7 @@ def case_change(
     cls: type[Any],
     complaint: EventEnvelope[ComplaintReceived],
     opened: EventEnvelope[CaseOpened],
+    team: str = "merchant_management",
     **facts: Any,
 ) -> EventEnvelope[Any]:
     """A lifecycle event of the complaint's case."""
@@ -915,7 +946,7 @@ def case_change(
             case_id=opened.payload.case_id,
             complaint_number=complaint.payload.complaint_number,
             merchant_id="m-svc",
-            team="merchant_management",
+            team=team,
             actor="agent:alice",
             at=now,
             **facts,
