@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Executable, bindparam, delete, exists, func, select, update
+from sqlalchemy import Executable, and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,6 +49,40 @@ _GET_PREFERENCES = select(customer_preferences).where(
     customer_preferences.c.customer_id == bindparam("customer_id")
 )
 _GET_MESSAGE = select(messages).where(messages.c.id == bindparam("message_id"))
+# A recipient with the preferences its customer stated (null if none): one round trip to plan.
+_GET_RECIPIENT_AND_PREFERENCES = (
+    select(recipients, customer_preferences.c.preferences.label("stated_preferences"))
+    .select_from(
+        recipients.outerjoin(
+            customer_preferences, customer_preferences.c.customer_id == recipients.c.customer_id
+        )
+    )
+    .where(recipients.c.complaint_id == bindparam("complaint_id"))
+)
+# A message with what sending it needs: for a customer message, the recipient's sealed
+# contact and stated preferences (null columns when there is no recipient any more).
+_GET_MESSAGE_TO_SEND = (
+    select(
+        messages,
+        recipients.c.complaint_id.label("recipient_complaint_id"),
+        recipients.c.sealed_contact.label("recipient_sealed_contact"),
+        recipients.c.customer_id.label("recipient_customer_id"),
+        recipients.c.preferred_channel.label("recipient_preferred_channel"),
+        customer_preferences.c.preferences.label("stated_preferences"),
+    )
+    .select_from(
+        messages.outerjoin(
+            recipients,
+            and_(
+                recipients.c.complaint_id == messages.c.complaint_id,
+                messages.c.audience == "customer",
+            ),
+        ).outerjoin(
+            customer_preferences, customer_preferences.c.customer_id == recipients.c.customer_id
+        )
+    )
+    .where(messages.c.id == bindparam("message_id"))
+)
 _START_ATTEMPT = (
     update(messages)
     .where(messages.c.id == bindparam("message_id"))
@@ -71,6 +105,30 @@ def _insert_recipient_statement(columns: tuple[str, ...]) -> Executable:
         .on_conflict_do_nothing()
         .returning(recipients.c.complaint_id)
     )
+
+
+@functools.cache
+def _update_message_statement(columns: tuple[str, ...], with_attempt: bool) -> Executable:
+    # Built once per column set (bind names differ from the columns', which SET reserves). With
+    # an attempt, its INSERT rides along as a data-modifying CTE: one round trip for both.
+    statement = (
+        update(messages)
+        .where(messages.c.id == bindparam("message_id"))
+        .values({name: bindparam(f"set_{name}", type_=messages.c[name].type) for name in columns})
+    )
+    if not with_attempt:
+        return statement
+    attempt = (
+        insert(delivery_attempts)
+        .values(
+            {
+                column.name: bindparam(f"attempt_{column.name}", type_=column.type)
+                for column in delivery_attempts.c
+            }
+        )
+        .cte("recorded_attempt")
+    )
+    return statement.add_cte(attempt)
 
 
 async def lock_complaint(session: AsyncSession, *, complaint_id: UUID) -> None:
@@ -105,6 +163,14 @@ async def erase_recipient(session: AsyncSession, *, complaint_id: UUID, customer
 async def get_recipient(session: AsyncSession, *, complaint_id: UUID) -> Row[Any] | None:
     """Gets the recipient of a complaint's notifications."""
     result = await execute(session, _GET_RECIPIENT, {"complaint_id": complaint_id})
+    return result.first()
+
+
+async def get_recipient_and_preferences(
+    session: AsyncSession, *, complaint_id: UUID
+) -> Row[Any] | None:
+    """Gets a complaint's recipient and its customer's stated preferences, if any."""
+    result = await execute(session, _GET_RECIPIENT_AND_PREFERENCES, {"complaint_id": complaint_id})
     return result.first()
 
 
@@ -154,14 +220,35 @@ async def start_attempt(session: AsyncSession, *, message_id: UUID, now: datetim
     return attempts
 
 
+async def get_message_to_send(session: AsyncSession, *, message_id: UUID) -> Row[Any] | None:
+    """Gets a message with its recipient's sealed contact and stated preferences (customers)."""
+    result = await execute(session, _GET_MESSAGE_TO_SEND, {"message_id": message_id})
+    return result.first()
+
+
 async def update_message(session: AsyncSession, *, message_id: UUID, **values: Any) -> None:
     """Changes a message's status, outcome or content."""
-    await session.execute(update(messages).where(messages.c.id == message_id).values(**values))
+    columns = tuple(sorted(values))
+    parameters = {f"set_{name}": value for name, value in values.items()}
+    await execute(
+        session,
+        _update_message_statement(columns, False),
+        {"message_id": message_id, **parameters},
+    )
 
 
-async def insert_attempt(session: AsyncSession, values: dict[str, Any]) -> None:
-    """Records one attempt of a message with the provider's answer."""
-    await insert_row(session, delivery_attempts, values)
+async def record_attempt(
+    session: AsyncSession, *, message_id: UUID, attempt: dict[str, Any], **values: Any
+) -> None:
+    """Records one attempt (with the provider's answer) and the message's new state together."""
+    columns = tuple(sorted(values))
+    parameters = {f"set_{name}": value for name, value in values.items()}
+    attempt_parameters = {f"attempt_{name}": value for name, value in attempt.items()}
+    await execute(
+        session,
+        _update_message_statement(columns, True),
+        {"message_id": message_id, **parameters, **attempt_parameters},
+    )
 
 
 async def list_waiting_messages(session: AsyncSession, *, complaint_id: UUID) -> list[Row[Any]]:

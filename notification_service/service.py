@@ -4,7 +4,7 @@ import asyncio
 import ipaddress
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -196,10 +196,14 @@ async def _store_recipient(
         },
     )
     if stored:
-        recipient = await repository.get_recipient(session, complaint_id=event.complaint_id)
-        assert recipient is not None
-        for row in await repository.list_waiting_messages(session, complaint_id=event.complaint_id):
-            await _plan_customer_message(session, row, recipient, settings=settings)
+        waiting = await repository.list_waiting_messages(session, complaint_id=event.complaint_id)
+        if waiting:
+            recipient = await repository.get_recipient_and_preferences(
+                session, complaint_id=event.complaint_id
+            )
+            assert recipient is not None
+            for row in waiting:
+                await _plan_customer_message(session, row, recipient, settings=settings)
     return stored
 
 
@@ -469,16 +473,6 @@ def _duplicate(event: EventEnvelope[Any], settings: Settings) -> contexts.Messag
     )
 
 
-def _triage_progress(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
-    payload: ComplaintTriaged = event.payload
-    return contexts.TriageProgress(
-        complaint_number=payload.complaint_number,
-        category=payload.category,
-        priority=payload.priority,
-        first_response_due_at=payload.first_response_due_at,
-    )
-
-
 def _case_opened(event: EventEnvelope[Any], settings: Settings) -> contexts.MessageContext:
     payload: CaseOpened = event.payload
     return contexts.CaseOpenedNotice(
@@ -554,7 +548,6 @@ MESSAGE_CONTEXTS: dict[str, Callable[[EventEnvelope[Any], Settings], contexts.Me
     ComplaintRejected.event_type: _rejection,
     ComplaintWithdrawn.event_type: _withdrawal,
     ComplaintLinkedDuplicate.event_type: _duplicate,
-    ComplaintTriaged.event_type: _triage_progress,
     CaseOpened.event_type: _case_opened,
     CaseAssigned.event_type: _case_assigned,
     CaseRemedyOffered.event_type: _remedy_offered,
@@ -699,67 +692,67 @@ async def _queue_customer_message(
         key_channel=CUSTOMER_CHANNEL_KEY,
         context=context,
     )
-    recipient = await repository.get_recipient(session, complaint_id=cause.complaint_id)
-    if recipient is None and await repository.is_erased(session, complaint_id=cause.complaint_id):
-        values |= {"status": SKIPPED, "reason": "the customer was erased"}
-    if not await repository.insert_message(session, values):
-        return  # the same event again: its message is already in the log
+    recipient = await repository.get_recipient_and_preferences(
+        session, complaint_id=cause.complaint_id
+    )
     if recipient is not None:
-        row = await repository.get_message(session, message_id=values["id"])
-        assert row is not None
-        await _plan_customer_message(session, row, recipient, settings=settings)
+        values |= _customer_plan(values, recipient, settings=settings, now=values["created_at"])
+    elif await repository.is_erased(session, complaint_id=cause.complaint_id):
+        values |= {"status": SKIPPED, "reason": "the customer was erased"}
     # Otherwise it waits for the contact (complaint.received comes on another topic).
+    # The message is stored as planned: one INSERT, no read back and no second UPDATE.
+    if await repository.insert_message(session, values) and values["status"] == QUEUED:
+        await _schedule_send(session, values, due_at=values["send_at"])
 
 
-async def _plan_customer_message(
-    session: AsyncSession, message: Row[Any], recipient: Row[Any], *, settings: Settings
-) -> None:
-    """Picks the channel and the time of a customer message (preferences, quiet hours)."""
-    now = utcnow()
+def _customer_plan(
+    message: Mapping[Any, Any], recipient: Row[Any], *, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    """A customer message's status, channel, locale and send time (preferences, quiet hours).
+
+    `recipient` carries its customer's `stated_preferences` (null: none stated).
+    """
     if recipient.sealed_contact is None:
-        await repository.update_message(
-            session,
-            message_id=message.id,
-            status=SKIPPED,
-            reason="the customer was erased",
-            updated_at=now,
-        )
-        return
-    preferences = await _preferences_of(session, recipient)
+        return {"status": SKIPPED, "reason": "the customer was erased"}
+    preferences = _preferences_from(recipient.stated_preferences, recipient.preferred_channel)
     catalog = default_catalog()
     reachable = {
         channel
         for channel in recipient.reachable_channels or ()
-        if catalog.has_template(message.message_type, channel)
+        if catalog.has_template(message["message_type"], channel)
     }
     configured = reachable & configured_channels(settings)
     # A configured channel first; when none of the reachable ones is, the plan still names one
     # and the send fails as "channel not configured" (never pretending it went).
     plan = plan_delivery(
         preferences,
-        essential=message.essential,
-        urgent=message.urgent,
+        essential=message["essential"],
+        urgent=message["urgent"],
         reachable=configured or reachable,
         now=now,
     )
     if plan.skipped:
-        await repository.update_message(
-            session, message_id=message.id, status=SKIPPED, reason=plan.reason, updated_at=now
-        )
-        return
+        return {"status": SKIPPED, "reason": plan.reason}
     assert plan.send_at is not None
     assert plan.channel is not None
-    await repository.update_message(
-        session,
-        message_id=message.id,
-        status=QUEUED,
-        channel=plan.channel,
-        reason=plan.reason,
-        locale=preferences.locale,
-        send_at=plan.send_at,
-        updated_at=now,
-    )
-    await _schedule_send(session, message, due_at=plan.send_at)
+    return {
+        "status": QUEUED,
+        "channel": plan.channel,
+        "reason": plan.reason,
+        "locale": preferences.locale,
+        "send_at": plan.send_at,
+    }
+
+
+async def _plan_customer_message(
+    session: AsyncSession, message: Row[Any], recipient: Row[Any], *, settings: Settings
+) -> None:
+    """Plans a customer message that waited for the contact, now that it is known."""
+    now = utcnow()
+    plan = _customer_plan(message._mapping, recipient, settings=settings, now=now)
+    await repository.update_message(session, message_id=message.id, updated_at=now, **plan)
+    if plan["status"] == QUEUED:
+        await _schedule_send(session, message._mapping, due_at=plan["send_at"])
 
 
 async def _queue_staff_message(
@@ -789,9 +782,7 @@ async def _queue_staff_message(
     else:
         values |= {"status": QUEUED, "locale": DEFAULT_LOCALE, "send_at": now}
     if await repository.insert_message(session, values) and values["status"] == QUEUED:
-        row = await repository.get_message(session, message_id=values["id"])
-        assert row is not None
-        await _schedule_send(session, row, due_at=now)
+        await _schedule_send(session, values, due_at=now)
 
 
 async def _queue_merchant_messages(
@@ -815,17 +806,14 @@ async def _queue_merchant_messages(
             context=context,
         ) | {"status": QUEUED, "send_at": now}
         if await repository.insert_message(session, values):
-            row = await repository.get_message(session, message_id=values["id"])
-            assert row is not None
-            await _schedule_send(session, row, due_at=now)
+            await _schedule_send(session, values, due_at=now)
 
 
-async def _preferences_of(session: AsyncSession, recipient: Row[Any]) -> CustomerPreferences:
+def _preferences_from(stated: Any, preferred_channel: str) -> CustomerPreferences:
     """The customer's stated preferences, else the defaults with the complaint's channel first."""
-    stated = await repository.get_preferences(session, customer_id=recipient.customer_id)
     if stated is not None:
-        return CustomerPreferences.model_validate(stated.preferences)
-    return CustomerPreferences.from_preferred_channel(recipient.preferred_channel)
+        return CustomerPreferences.model_validate(stated)
+    return CustomerPreferences.from_preferred_channel(preferred_channel)
 
 
 def staff_address(settings: Settings, audience: str, team: str) -> str | None:
@@ -835,17 +823,19 @@ def staff_address(settings: Settings, audience: str, team: str) -> str | None:
     )
 
 
-async def _schedule_send(session: AsyncSession, message: Row[Any], *, due_at: datetime) -> None:
+async def _schedule_send(
+    session: AsyncSession, message: Mapping[Any, Any], *, due_at: datetime
+) -> None:
     await schedule(
         session,
         timers,
         kind=DELIVER_TIMER,
-        key=message.delivery_key,
+        key=message["delivery_key"],
         due_at=due_at,
         payload={
-            "message_id": str(message.id),
-            "complaint_id": str(message.complaint_id),
-            "correlation_id": message.correlation_id,
+            "message_id": str(message["id"]),
+            "complaint_id": str(message["complaint_id"]),
+            "correlation_id": message["correlation_id"],
         },
     )
 
@@ -861,7 +851,7 @@ async def deliver(
     (SMTP) records it as uncertain rather than risk a second copy.
     """
     message_id = UUID(timer.payload["message_id"])
-    message = await repository.get_message(session, message_id=message_id)
+    message = await repository.get_message_to_send(session, message_id=message_id)
     if message is None or message.status not in SENDABLE:
         return
     if message.status == SENDING and message.channel not in channels.resend_safe:
@@ -930,10 +920,9 @@ async def _prepare(
         # Merchant fields never hold contact data (routing refuses them): kept as sent.
         return webhook, Recipient(address=endpoint.url, signing_secret=secret), webhook
     if message.audience == Audience.CUSTOMER:
-        row = await repository.get_recipient(session, complaint_id=message.complaint_id)
-        if row is None or row.sealed_contact is None:
+        if message.recipient_complaint_id is None or message.recipient_sealed_contact is None:
             raise UndeliverableError("the customer was erased")
-        contact = unseal(row.sealed_contact, settings.pii_keyring)
+        contact = unseal(message.recipient_sealed_contact, settings.pii_keyring)
         address = contact.get(CONTACT_FIELDS.get(message.channel, ""))
         if not address:
             raise UndeliverableError(f"no {message.channel} address for the customer")
@@ -941,7 +930,9 @@ async def _prepare(
         phones = [contact["phone"]] if contact.get("phone") else []
         emails = [contact["email"]] if contact.get("email") else []
         context = {**message.context, "customer_name": name}
-        time_zone = (await _preferences_of(session, row)).time_zone
+        time_zone = _preferences_from(
+            message.stated_preferences, message.recipient_preferred_channel
+        ).time_zone
     else:
         team = message.recipient_id.partition(":")[2]
         staff = staff_address(settings, message.audience, team)
@@ -973,9 +964,10 @@ async def _finish(
 ) -> None:
     """Records an attempt's outcome: sent, retried on the channel's schedule, or given up."""
     now = utcnow()
-    await repository.insert_attempt(
-        session,
-        {
+    # The attempt is written with the message's new state, in the same statement.
+    record = {
+        "message_id": message.id,
+        "attempt": {
             "message_id": message.id,
             "attempt": attempt,
             "status": result.status.value,
@@ -984,7 +976,7 @@ async def _finish(
             "provider_response": result.provider_response,
             "attempted_at": now,
         },
-    )
+    }
     content: dict[str, Any] = {}
     if redacted is not None:
         content = {
@@ -1001,8 +993,8 @@ async def _finish(
         **content,
     }
     if result.status is DeliveryStatus.SENT:
-        await repository.update_message(
-            session, message_id=message.id, status=SENT, reason=None, sent_at=now, **outcome
+        await repository.record_attempt(
+            session, **record, status=SENT, reason=None, sent_at=now, **outcome
         )
         await _emit(
             session,
@@ -1028,9 +1020,9 @@ async def _finish(
         draw=random.random(),
     )
     if decision.retry_at is not None:
-        await repository.update_message(
+        await repository.record_attempt(
             session,
-            message_id=message.id,
+            **record,
             status=RETRYING,
             reason=decision.reason,
             send_at=decision.retry_at,
@@ -1043,9 +1035,7 @@ async def _finish(
         reason = result.provider_response
     else:
         status, reason = DEAD_LETTER, decision.reason
-    await repository.update_message(
-        session, message_id=message.id, status=status, reason=reason, **outcome
-    )
+    await repository.record_attempt(session, **record, status=status, reason=reason, **outcome)
     await _emit(
         session,
         message,
@@ -1215,7 +1205,7 @@ async def replay_dead_letters(
         merchant_endpoint_ids=[str(e) for e in endpoint_ids] if endpoint_ids else None,
     )
     for row in rows:
-        await _schedule_send(session, row, due_at=now)
+        await _schedule_send(session, row._mapping, due_at=now)
     return [row.id for row in rows]
 
 

@@ -83,14 +83,6 @@ class DuplicateLinked(CustomerMessage):
     respond_by: AwareDatetime | None = None
 
 
-class TriageProgress(CustomerMessage):
-    """complaint.triaged: which kind of problem, how pressing, first answer by when."""
-
-    category: str = Field(pattern=CODE_PATTERN)
-    priority: str = Field(pattern=CODE_PATTERN)
-    first_response_due_at: AwareDatetime
-
-
 class CaseOpenedNotice(CustomerMessage):
     """case.opened: being handled, first answer by when."""
 
@@ -221,7 +213,6 @@ CONTEXT_MODELS: dict[str, type[MessageContext]] = {
     "complaint.rejected": Rejection,
     "complaint.withdrawn": Withdrawal,
     "complaint.linked_duplicate": DuplicateLinked,
-    "complaint.triaged": TriageProgress,
     "complaint.sla_warning": SlaAlert,
     "complaint.sla_breached": SlaAlert,
     "case.opened": CaseOpenedNotice,
@@ -289,9 +280,6 @@ SAMPLES: dict[str, MessageContext] = {
     "complaint.withdrawn": Withdrawal(**_CUSTOMER, withdrawn_at=_at(3, 9, 30)),
     "complaint.linked_duplicate": DuplicateLinked(
         **_CUSTOMER, submitted_at=_at(3, 5), respond_by=_at(4, 2)
-    ),
-    "complaint.triaged": TriageProgress(
-        **_CUSTOMER, category="logistics", priority="important", first_response_due_at=_at(4, 2)
     ),
     "complaint.sla_warning": SlaAlert(
         complaint_number=_NUMBER,

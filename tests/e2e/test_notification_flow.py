@@ -265,7 +265,7 @@ class TestKillMidSend:
             receipt = await post(http, flow, made)
 
             async def sending() -> bool:
-                # The receipt goes first; the triage progress message to the same phone later.
+                # The receipt goes first; the case's message to the same phone later.
                 return any(
                     r.json()["to"] == made["customer"]["phone"]
                     and receipt["complaint_number"] in r.json()["text"]
@@ -491,21 +491,22 @@ class TestPreferences:
             if r.json()["to"] == made["customer"]["phone"]
         ]
 
-    async def test_an_opted_out_customer_gets_the_receipt_and_no_progress_update(self, flow, http):
+    async def test_the_customer_hears_of_the_receipt_and_the_case_not_of_triage(self, flow, http):
         made = body(308, "email")
-        customer = made["customer"]["customer_id"]
-        stated = await http.put(
-            f"{flow.url('notification')}/v1/customers/{customer}/preferences",
-            json={"channel_order": ["email"], "non_essential_opt_out": True},
-            headers=STOREFRONT.headers(),
-        )
-        assert stated.status_code == 200, stated.text
         receipt = await post(http, flow, made)
-        skipped = await message_of(http, flow, receipt["complaint_id"], "complaint.triaged")
-        assert (skipped["status"], skipped["reason"]) == ("skipped", "opted_out_of_non_essential")
+        case = await message_of(
+            http, flow, receipt["complaint_id"], "case.opened", status=("sent",)
+        )
         sent = await settled(http, flow, receipt["complaint_id"])
         assert sent["status"] == "sent"
-        assert len(mails_to(flow.smtp, made["customer"]["email"], sent["delivery_key"])) == 1
+        told = [
+            m["message_type"]
+            for m in await message_log(http, flow, receipt["complaint_id"])
+            if m["audience"] == "customer"
+        ]
+        # Triage came between the two; case.opened says what it would have, seconds later.
+        assert sorted(told) == ["case.opened", "complaint.received"]
+        assert len(mails_to(flow.smtp, made["customer"]["email"], case["delivery_key"])) == 1
 
 
 class TestSurvey:

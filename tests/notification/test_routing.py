@@ -27,7 +27,6 @@ EXPECTED = {
     "complaint.rejected": ({"customer"}, True),
     "complaint.withdrawn": ({"customer", "merchant"}, True),
     "complaint.linked_duplicate": ({"customer"}, True),
-    "complaint.triaged": ({"customer"}, False),
     "complaint.sla_warning": ({"assigned_agent", "supervisor"}, True),
     "complaint.sla_breached": ({"assigned_agent", "supervisor"}, True),
     "case.opened": ({"customer", "merchant"}, True),
@@ -93,6 +92,10 @@ class TestPackagedRules:
             assert route is not None
             assert Audience.SUPERVISOR in {r.audience for r in route.recipients}
 
+    def test_triage_is_not_announced_apart_from_the_case_that_follows_it(self):
+        # case.opened says the same seconds later: the customer hears it once.
+        assert load_rules().route("complaint.triaged", {"priority": "urgent"}) is None
+
     def test_a_breach_is_urgent_whatever_the_facts(self):
         route = load_rules().route("complaint.sla_breached")
         assert route is not None
@@ -101,15 +104,14 @@ class TestPackagedRules:
     @pytest.mark.parametrize(
         ("facts", "urgent"),
         [
-            ({"priority": "urgent", "category": "logistics"}, True),
-            ({"priority": "general", "category": "safety"}, True),
-            ({"priority": "important", "category": "logistics"}, False),
+            ({"priority": "urgent"}, True),
+            ({"priority": "important"}, False),
             ({}, False),
             ({"priority": None}, False),
         ],
     )
-    def test_triage_progress_is_urgent_for_urgent_or_safety_complaints(self, facts, urgent):
-        route = load_rules().route("complaint.triaged", facts)
+    def test_the_case_opened_message_is_urgent_for_urgent_cases(self, facts, urgent):
+        route = load_rules().route("case.opened", facts)
         assert route is not None
         assert route.urgent is urgent
 

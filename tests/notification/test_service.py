@@ -637,42 +637,18 @@ class TestPreferences:
         [message] = await messages_of(sessions, second.complaint_id)
         assert message.channel == "email"
 
-    async def test_an_opted_out_customer_is_not_sent_progress_but_is_sent_decisions(
+    async def test_triage_queues_nothing_for_the_customer_and_the_case_queues_one(
         self, sessions, smtp_server
     ):
         settings = settings_for(smtp_server)
         complaint = received(settings=settings)
-        async with transaction(sessions) as session:
-            await service.put_preferences(
-                session,
-                customer_id=complaint.payload.customer_id,
-                preferences=CustomerPreferences(non_essential_opt_out=True),
-                principal=storefront(),
-            )
         await consume(sessions, complaint, settings)
-        now = datetime.now(UTC)
-        triaged = new_event(
-            ComplaintTriaged(
-                complaint_number=complaint.payload.complaint_number,
-                merchant_id="m-svc",
-                category="logistics",
-                priority="general",
-                team="logistics",
-                provisional=False,
-                first_response_due_at=now + timedelta(hours=24),
-                triaged_at=now,
-            ),
-            producer="triage_service",
-            complaint_id=complaint.complaint_id,
-            correlation_id=complaint.correlation_id,
-        )
-        await consume(sessions, triaged, settings)
-        log = {m.message_type: m for m in await messages_of(sessions, complaint.complaint_id)}
-        assert log["complaint.received"].status == "queued"
-        assert (log["complaint.triaged"].status, log["complaint.triaged"].reason) == (
-            "skipped",
-            "opted_out_of_non_essential",
-        )
+        await triage(sessions, triaged_as(complaint, "product"), settings)
+        await consume(sessions, case_opened(complaint), settings)
+        log = await messages_of(sessions, complaint.complaint_id)
+        customer = [m.message_type for m in log if m.audience == "customer"]
+        assert sorted(customer) == ["case.opened", "complaint.received"]
+        assert {m.status for m in log if m.audience == "customer"} == {"queued"}
 
     async def test_erasure_forgets_the_customers_preferences(self, sessions, smtp_server):
         settings = settings_for(smtp_server)
