@@ -103,6 +103,12 @@ async def on_case_opened(session: AsyncSession, event: EventEnvelope[CaseOpened]
     await service.route_event(session, event, settings=get_settings())
 
 
+async def on_case_assigned(session: AsyncSession, event: EventEnvelope[CaseAssigned]) -> None:
+    """Remembers the assignee (for later SLA alerts) and tells them of their new case."""
+    await service.record_assignment(session, event)
+    await service.route_event(session, event, settings=get_settings())
+
+
 async def on_case_resolved(session: AsyncSession, event: EventEnvelope[CaseResolved]) -> None:
     """Tells the customer and the merchant the outcome, and schedules the case's survey."""
     await service.route_event(session, event, settings=get_settings())
@@ -146,7 +152,7 @@ SUBSCRIPTIONS: dict[Topic, dict[str, Handler]] = {
     },
     Topic.RESOLUTION_CASE: {
         CaseOpened.event_type: on_case_opened,
-        CaseAssigned.event_type: on_lifecycle_event,
+        CaseAssigned.event_type: on_case_assigned,
         CaseRemedyOffered.event_type: on_lifecycle_event,
         CaseResolved.event_type: on_case_resolved,
         CaseClosed.event_type: on_case_over,

@@ -9,6 +9,7 @@ from notification_service.router import (
     customers_router,
     merchants_router,
     router,
+    staff_router,
     surveys_router,
     templates_router,
 )
@@ -22,7 +23,14 @@ SPEC = ServiceSpec(
     timer_handlers=TIMER_HANDLERS,
     inbox=inbox,
     subscriptions=SUBSCRIPTIONS,
-    routers=[router, merchants_router, customers_router, templates_router, surveys_router],
+    routers=[
+        router,
+        merchants_router,
+        customers_router,
+        templates_router,
+        surveys_router,
+        staff_router,
+    ],
     description="Keeps customers, merchants and staff informed on real channels.",
 )
 

@@ -144,6 +144,19 @@ cases = Table(
     Column("complaint_number", Text, nullable=False),
     Column("merchant_id", Text, nullable=False),
     Column("opened_at", DateTime(timezone=True), nullable=False),
+    # The agent the case is assigned to now (case.assigned): whom its SLA alerts reach.
+    Column("assignee_id", Text, nullable=True),
+)
+
+# The staff directory: a staff member's own address (sealed), keyed by their principal id
+# (`agent:alice`). Without an entry, staff messages go to the team's address from the settings.
+staff_contacts = Table(
+    "staff_contacts",
+    metadata,
+    Column("staff_id", Text, primary_key=True),
+    Column("sealed_email", Text, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 # One satisfaction survey per case: invited on a timer, reminded once, answered once.

@@ -19,6 +19,7 @@ from notification_service.models import (
     notifications,
     progress_updates,
     recipients,
+    staff_contacts,
     surveys,
     webhook_endpoints,
 )
@@ -465,3 +466,43 @@ async def update_progress(session: AsyncSession, *, complaint_id: UUID, **values
         .where(progress_updates.c.complaint_id == complaint_id)
         .values(**values)
     )
+
+
+async def set_case_assignee(session: AsyncSession, *, complaint_id: UUID, assignee_id: str) -> None:
+    """Remembers whom a complaint's case is assigned to now."""
+    await session.execute(
+        update(cases).where(cases.c.complaint_id == complaint_id).values(assignee_id=assignee_id)
+    )
+
+
+async def put_staff_contact(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Stores a staff member's own address, replacing an earlier one."""
+    statement = insert(staff_contacts).values(values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[staff_contacts.c.staff_id],
+            set_={
+                "sealed_email": statement.excluded.sealed_email,
+                "updated_by": statement.excluded.updated_by,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+    )
+
+
+async def get_staff_contact(session: AsyncSession, *, staff_id: str) -> Row[Any] | None:
+    """A staff member's directory entry, if there is one."""
+    result = await session.execute(
+        select(staff_contacts).where(staff_contacts.c.staff_id == staff_id)
+    )
+    return result.first()
+
+
+async def delete_staff_contact(session: AsyncSession, *, staff_id: str) -> bool:
+    """Forgets a staff member's address; False when there was none."""
+    result = await session.execute(
+        delete(staff_contacts)
+        .where(staff_contacts.c.staff_id == staff_id)
+        .returning(staff_contacts.c.staff_id)
+    )
+    return result.first() is not None

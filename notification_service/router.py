@@ -14,6 +14,8 @@ from notification_service.schemas import (
     PreferencesView,
     PreviewRequest,
     PreviewView,
+    StaffContactPut,
+    StaffContactView,
     SurveyList,
     SurveyReceipt,
     SurveyRequest,
@@ -253,3 +255,57 @@ async def preview_template(
         locale=locale,
         request=body or PreviewRequest(),
     )
+
+
+# --- The staff directory ---------------------------------------------------------------------
+
+staff_router = APIRouter(prefix="/v1/staff", tags=["staff"])
+# Ops admins and supervisors keep it; an agent may keep their own entry (others: 404).
+StaffActor = Annotated[Principal, Depends(allow(Role.AGENT, Role.SUPERVISOR, Role.ADMIN))]
+StaffId = Annotated[
+    str, Path(pattern=r"^(agent|supervisor|admin):[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}$")
+]
+
+
+@staff_router.put(
+    "/{staff_id}/contact",
+    response_model=StaffContactView,
+    responses=problem_responses(404, 422),
+    summary="Set a staff member's own address (their assignments and SLA alerts go there)",
+)
+async def put_staff_contact(
+    staff_id: StaffId, body: StaffContactPut, session: SessionDep, caller: StaffActor
+) -> StaffContactView:
+    """Stores the address sealed; messages queued from now on use it."""
+    return await service.put_staff_contact(
+        session, staff_id=staff_id, request=body, settings=get_settings(), principal=caller
+    )
+
+
+@staff_router.get(
+    "/{staff_id}/contact",
+    response_model=StaffContactView,
+    responses=problem_responses(404),
+    summary="A staff member's directory entry (address masked)",
+)
+async def get_staff_contact(
+    staff_id: StaffId, session: SessionDep, caller: StaffActor
+) -> StaffContactView:
+    """Shows the entry, the address masked."""
+    return await service.get_staff_contact(
+        session, staff_id=staff_id, settings=get_settings(), principal=caller
+    )
+
+
+@staff_router.delete(
+    "/{staff_id}/contact",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404),
+    summary="Remove a staff member's address (their messages go to the team's again)",
+)
+async def delete_staff_contact(
+    staff_id: StaffId, session: SessionDep, caller: StaffActor
+) -> Response:
+    """Forgets the address."""
+    await service.delete_staff_contact(session, staff_id=staff_id, principal=caller)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -182,3 +182,25 @@ class SurveyReceipt(BaseModel):
 
     complaint_number: str
     answered_at: datetime
+
+
+STAFF_EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$"
+
+
+class StaffContactPut(BaseModel):
+    """A staff member's own address: their assignments and SLA alerts go there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(
+        pattern=STAFF_EMAIL_PATTERN, max_length=320, examples=["li.na@ops.example.com"]
+    )
+
+
+class StaffContactView(BaseModel):
+    """A staff member's directory entry, the address masked."""
+
+    staff_id: str
+    email: str
+    updated_by: str
+    updated_at: datetime

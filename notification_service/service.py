@@ -64,6 +64,8 @@ from notification_service.schemas import (
     PreviewRequest,
     PreviewView,
     RecipientView,
+    StaffContactPut,
+    StaffContactView,
     SurveyList,
     SurveyReceipt,
     SurveyRequest,
@@ -113,6 +115,9 @@ KIND_ACKNOWLEDGEMENT = "acknowledgement"
 STATUS_RECORDED = "recorded"
 # case.opened can overtake complaint.received (different topics): wait for the contact.
 STATUS_AWAITING_CONTACT = "awaiting_contact"
+# Staff messages to a member of the staff directory: `staff:agent:alice`. Team addresses from
+# the settings are `<audience>:<team>`.
+STAFF_RECIPIENT_PREFIX = "staff:"
 
 
 def acknowledgement_text(complaint_number: str, respond_by: datetime) -> str:
@@ -766,8 +771,13 @@ async def _queue_staff_message(
     settings: Settings,
 ) -> None:
     team = str(getattr(event.payload, "team", "*"))
-    recipient_id = f"{audience.value}:{team}"
     now = utcnow()
+    member = await _assigned_member(session, event, audience)
+    if member is not None:
+        # The assigned agent's own address when the directory has it; else the team's.
+        recipient_id = f"{STAFF_RECIPIENT_PREFIX}{member}"
+    else:
+        recipient_id = f"{audience.value}:{team}"
     values = _message_values(
         Cause.of(event),
         route,
@@ -777,7 +787,7 @@ async def _queue_staff_message(
         key_channel=channel,
         context=context,
     )
-    if staff_address(settings, audience, team) is None:
+    if member is None and staff_address(settings, audience, team) is None:
         values |= {"status": SKIPPED, "reason": f"no address for the {audience} of team {team}"}
     else:
         values |= {"status": QUEUED, "locale": DEFAULT_LOCALE, "send_at": now}
@@ -814,6 +824,24 @@ def _preferences_from(stated: Any, preferred_channel: str) -> CustomerPreference
     if stated is not None:
         return CustomerPreferences.model_validate(stated)
     return CustomerPreferences.from_preferred_channel(preferred_channel)
+
+
+async def _assigned_member(
+    session: AsyncSession, event: EventEnvelope[Any], audience: Audience
+) -> str | None:
+    """The assigned agent a staff message is for, if the staff directory has their address.
+
+    The agent is the event's assignee (case.assigned) or, for SLA alerts, the case's latest.
+    """
+    if audience is not Audience.ASSIGNED_AGENT:
+        return None
+    member = getattr(event.payload, "assignee_id", None)
+    if member is None:
+        case = await repository.get_case(session, complaint_id=event.complaint_id)
+        member = case.assignee_id if case is not None else None
+    if member is None or await repository.get_staff_contact(session, staff_id=member) is None:
+        return None
+    return str(member)
 
 
 def staff_address(settings: Settings, audience: str, team: str) -> str | None:
@@ -934,10 +962,9 @@ async def _prepare(
             message.stated_preferences, message.recipient_preferred_channel
         ).time_zone
     else:
-        team = message.recipient_id.partition(":")[2]
-        staff = staff_address(settings, message.audience, team)
-        if staff is None:
-            raise UndeliverableError(f"no address for the {message.audience} of team {team}")
+        staff = await _staff_recipient_address(
+            session, message.recipient_id, message.audience, settings
+        )
         address = staff
         emails = [staff]
         context = dict(message.context)
@@ -950,6 +977,24 @@ async def _prepare(
         raise UndeliverableError(f"cannot render the message: {exc}") from exc
     redacted = redact_message(rendered, names=[name], phones=phones, emails=emails)
     return rendered, Recipient(address=str(address), name=name), redacted
+
+
+async def _staff_recipient_address(
+    session: AsyncSession, recipient_id: str, audience: str, settings: Settings
+) -> str:
+    """A staff message's address: the member's own (directory), or the team's (settings)."""
+    if recipient_id.startswith(STAFF_RECIPIENT_PREFIX):
+        member = recipient_id.removeprefix(STAFF_RECIPIENT_PREFIX)
+        entry = await repository.get_staff_contact(session, staff_id=member)
+        if entry is None:
+            raise UndeliverableError(f"{member} has no address in the staff directory any more")
+        email: str = unseal(entry.sealed_email, settings.pii_keyring)["email"]
+        return email
+    team = recipient_id.partition(":")[2]
+    staff = staff_address(settings, audience, team)
+    if staff is None:
+        raise UndeliverableError(f"no address for the {audience} of team {team}")
+    return staff
 
 
 async def _finish(
@@ -1689,3 +1734,76 @@ async def send_progress_update(session: AsyncSession, timer: Timer, *, settings:
     await _queue_customer_message(session, cause, route, context, settings=settings)
     await repository.update_progress(session, complaint_id=complaint_id, sent=number)
     await schedule_again(session, timers, timer, due_at=next_at)
+
+
+# --- the staff directory --------------------------------------------------------------------
+
+
+def _check_staff_scope(principal: Principal, staff_id: str) -> None:
+    # Ops admins and supervisors keep the directory; a staff member may keep their own entry.
+    # Anyone else is told there is no such entry, as for other resources out of scope.
+    if principal.role in (Role.ADMIN, Role.SUPERVISOR) or principal.id == staff_id:
+        return
+    raise NotFoundError(f"no staff directory entry for {staff_id}")
+
+
+def _staff_contact_view(row: Row[Any], settings: Settings) -> StaffContactView:
+    email = unseal(row.sealed_email, settings.pii_keyring)["email"]
+    return StaffContactView(
+        staff_id=row.staff_id,
+        email=mask_email(email) or "",
+        updated_by=row.updated_by,
+        updated_at=row.updated_at,
+    )
+
+
+async def put_staff_contact(
+    session: AsyncSession,
+    *,
+    staff_id: str,
+    request: StaffContactPut,
+    settings: Settings,
+    principal: Principal,
+) -> StaffContactView:
+    """Stores a staff member's own address (sealed): their assignments and alerts go there."""
+    _check_staff_scope(principal, staff_id)
+    await repository.put_staff_contact(
+        session,
+        {
+            "staff_id": staff_id,
+            "sealed_email": seal({"email": request.email}, settings.pii_keyring),
+            "updated_by": principal.id,
+            "updated_at": utcnow(),
+        },
+    )
+    row = await repository.get_staff_contact(session, staff_id=staff_id)
+    assert row is not None
+    return _staff_contact_view(row, settings)
+
+
+async def get_staff_contact(
+    session: AsyncSession, *, staff_id: str, settings: Settings, principal: Principal
+) -> StaffContactView:
+    """A staff member's directory entry, the address masked."""
+    _check_staff_scope(principal, staff_id)
+    row = await repository.get_staff_contact(session, staff_id=staff_id)
+    if row is None:
+        raise NotFoundError(f"no staff directory entry for {staff_id}")
+    return _staff_contact_view(row, settings)
+
+
+async def delete_staff_contact(
+    session: AsyncSession, *, staff_id: str, principal: Principal
+) -> None:
+    """Forgets a staff member's address: their messages go to the team's address again."""
+    _check_staff_scope(principal, staff_id)
+    if not await repository.delete_staff_contact(session, staff_id=staff_id):
+        raise NotFoundError(f"no staff directory entry for {staff_id}")
+
+
+async def record_assignment(session: AsyncSession, event: EventEnvelope[CaseAssigned]) -> None:
+    """Remembers the case's assignee: later SLA alerts of the complaint go to them."""
+    if event.payload.assignee_id is not None:
+        await repository.set_case_assignee(
+            session, complaint_id=event.complaint_id, assignee_id=event.payload.assignee_id
+        )

@@ -142,6 +142,11 @@ EXPECTED_ROLES: dict[tuple[str, str, str], set[str]] = {
     # Ops ask for a resolved case's survey; supervisors and ops read the results (KPIs).
     ("notification", "POST", "/v1/complaints/{complaint_id}/survey"): {"admin"},
     ("notification", "GET", "/v1/surveys"): {"supervisor", "admin"},
+    # The staff directory: ops admins and supervisors keep it, an agent their own entry.
+    **{
+        ("notification", method, "/v1/staff/{staff_id}/contact"): STAFF
+        for method in ("PUT", "GET", "DELETE")
+    },
     # Evidence: uploaded by storefronts, read like the complaint it is attached to.
     ("intake", "POST", "/v1/evidence"): {"storefront"},
     ("intake", "GET", "/v1/evidence/{evidence_id}"): {"storefront", "merchant", "admin"},
@@ -262,6 +267,7 @@ IN_SCOPE_STATUS: dict[tuple[str, str, str], set[int]] = {
         )
     },
     ("resolution", "GET", "/v1/ledger"): {422},
+    ("notification", "DELETE", "/v1/staff/{staff_id}/contact"): {204},
 }
 # Routes about a customer rather than one complaint: a list filtered by scope (never 404), or
 # the risk team's flags, which no complaint scopes.
@@ -300,11 +306,21 @@ MERCHANT_ROUTES = {
     ("notification", "POST", f"{ENDPOINT}/secret"),
     ("notification", "DELETE", ENDPOINT),
 }
-# Routes about an owner (a merchant, a customer) rather than one complaint.
-OWNER_ROUTES = MERCHANT_ROUTES | {
-    ("notification", "GET", "/v1/customers/{customer_id}/preferences"),
-    ("notification", "PUT", "/v1/customers/{customer_id}/preferences"),
+# The staff directory's routes, about one staff member: the matrix's entry is the agent
+# caller's own (made by an admin before each call), so that agent is in scope and the other not.
+STAFF_ROUTES = {
+    ("notification", method, "/v1/staff/{staff_id}/contact") for method in ("PUT", "GET", "DELETE")
 }
+MATRIX_STAFF_ID = "agent:test-agent"
+# Routes about an owner (a merchant, a customer, a staff member) rather than one complaint.
+OWNER_ROUTES = (
+    MERCHANT_ROUTES
+    | STAFF_ROUTES
+    | {
+        ("notification", "GET", "/v1/customers/{customer_id}/preferences"),
+        ("notification", "PUT", "/v1/customers/{customer_id}/preferences"),
+    }
+)
 # The matrix's webhook endpoints, by merchant (made by an admin when first needed).
 ENDPOINT_OF: dict[str, str] = {}
 PREFERENCES_STATED: set[str] = set()
@@ -344,6 +360,9 @@ def expected_statuses(
     if route in MERCHANT_ROUTES:
         mine = caller.role == "admin" or caller.merchant == owned.merchant
         return in_scope if mine else {404}
+    if route in STAFF_ROUTES:
+        keeper = caller.role in ("admin", "supervisor") or caller.label == "agent"
+        return in_scope if keeper else {404}
     if route in QUEUE_ROUTES:
         team = QUEUE_TEAM.get(route, owned.team)
         return in_scope if visible(service, caller, owned, team) else {404}
@@ -510,6 +529,10 @@ class TestAuthorizationMatrix:
                                 if want == 200 and (name, method_u, path) in SURVEY_LISTS:
                                     assert "items" in got.json()
                                     continue
+                                if (name, method_u, path) in STAFF_ROUTES:
+                                    if want == 200:
+                                        assert got.json()["staff_id"] == MATRIX_STAFF_ID
+                                    continue
                                 if want == 200 and (name, method_u, path) in OWNER_ROUTES:
                                     owner = got.json()
                                     if "items" in owner:
@@ -585,12 +608,20 @@ async def _call(
         customer = MATRIX_ERASED_CUSTOMER
     if path.endswith("/preferences"):
         customer = await _stated_preferences(client, platform, service, target)
+    if "{staff_id}" in path:
+        # Each call finds the entry there (a DELETE before it removed it).
+        staff_url = platform.url(service) + path.replace("{staff_id}", MATRIX_STAFF_ID)
+        made = await client.put(
+            staff_url, json={"email": "matrix.agent@ops.example"}, headers=bearer("test-admin")
+        )
+        assert made.status_code == 200, made.text
     url = platform.url(service) + (
         path.replace("{complaint_id}", target.complaint_id)
         .replace("{complaint_number}", target.complaint_number)
         .replace("{customer_id}", customer)
         .replace("{flag}", MATRIX_FLAG)
         .replace("{team}", target.team)
+        .replace("{staff_id}", MATRIX_STAFF_ID)
     )
     headers = caller.headers
     url = url.replace("{evidence_id}", EVIDENCE_OF.get(target.complaint_id, ""))
@@ -620,6 +651,7 @@ async def _call(
         "/retriage": {"priority": "important", "reason": "matrix check"},
         "/webhook-endpoints": {"url": MATRIX_HOOK_URL},
         "/preferences": {"non_essential_opt_out": False},
+        "/contact": {"email": "matrix.agent@ops.example"},
         "/notes": {"note": "matrix"},
         "/verification-answer": {"stance": "accept"},
         "/approval": {"approve": True},

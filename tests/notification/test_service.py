@@ -140,6 +140,9 @@ async def consume(
             await service.register_recipient(session, event, settings=settings)
         if isinstance(event.payload, CaseOpened):
             await service.acknowledge_case(session, event)
+            await service.record_case(session, event)
+        if isinstance(event.payload, CaseAssigned):
+            await service.record_assignment(session, event)
         if isinstance(event.payload, CustomerErased):
             await service.erase_customer(session, event)
             return
