@@ -1,6 +1,7 @@
 """All SQL of the notification service."""
 
 import functools
+import weakref
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -9,6 +10,7 @@ from sqlalchemy import Executable, and_, bindparam, delete, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import SessionTransaction
 
 from notification_service.models import (
     cases,
@@ -25,6 +27,10 @@ from notification_service.models import (
 )
 from shared.db.statements import execute, insert_row
 
+# The complaint locks each open transaction holds (forgotten with the transaction object).
+_LOCKS_HELD: "weakref.WeakKeyDictionary[SessionTransaction, set[UUID]]" = (
+    weakref.WeakKeyDictionary()
+)
 _LOCK_COMPLAINT = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("key"))))
 _GET_RECIPIENT = select(recipients).where(recipients.c.complaint_id == bindparam("complaint_id"))
 _NOT_ERASED = ~exists().where(erasures.c.complaint_id == bindparam("complaint_id"))
@@ -134,7 +140,14 @@ def _update_message_statement(columns: tuple[str, ...], with_attempt: bool) -> E
 
 async def lock_complaint(session: AsyncSession, *, complaint_id: UUID) -> None:
     """Serialises this transaction with others about the same complaint (any replica)."""
+    # Held to the end of the transaction: asking again within it (a batch of one complaint's
+    # events, an acknowledgement and its message) is a round trip that changes nothing.
+    transaction = session.sync_session.get_transaction()
+    held = _LOCKS_HELD.setdefault(transaction, set()) if transaction is not None else set()
+    if complaint_id in held:
+        return
     await execute(session, _LOCK_COMPLAINT, {"key": str(complaint_id)})
+    held.add(complaint_id)
 
 
 async def insert_recipient(session: AsyncSession, values: dict[str, Any]) -> bool:

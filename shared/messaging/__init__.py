@@ -2,7 +2,7 @@
 
 from shared.messaging.consumer import EventConsumer, Handler, RetryPolicy
 from shared.messaging.dlq import ReplayResult, replay_dead_letters
-from shared.messaging.inbox import claim_event, inbox_table
+from shared.messaging.inbox import claim_event, claim_events, inbox_table
 from shared.messaging.kafka import create_consumer, create_producer, ensure_topics
 from shared.messaging.outbox import Outbox, OutboxRelay, outbox_table
 
@@ -14,6 +14,7 @@ __all__ = [
     "ReplayResult",
     "RetryPolicy",
     "claim_event",
+    "claim_events",
     "create_consumer",
     "create_producer",
     "ensure_topics",

@@ -31,7 +31,7 @@ from shared.messaging.headers import (
     header_value,
     is_replay_for_other_group,
 )
-from shared.messaging.inbox import claim_event
+from shared.messaging.inbox import claim_event, claim_events
 from shared.messaging.producer import ProducerHandle, ProducerUnavailableError
 from shared.observability import log_context
 from shared.time import utcnow
@@ -303,18 +303,31 @@ class EventConsumer:
         outcomes: list[tuple[_Decision, str]] = []
         try:
             async with self.sessionmaker() as session, session.begin():
-                for decision in decisions:
-                    if decision.event is None or decision.handler is None:
-                        continue
+                applied = [
+                    (decision, decision.event, decision.handler)
+                    for decision in decisions
+                    if decision.event is not None and decision.handler is not None
+                ]
+                # The whole batch is claimed in one statement; each event's effects follow in
+                # the same transaction, so a rollback undoes claims and effects together.
+                fresh = await claim_events(
+                    session,
+                    self.inbox,
+                    consumer=self.name,
+                    events=[(event.event_id, event.event_type) for _, event, _ in applied],
+                )
+                for decision, event, handler in applied:
                     if self._interrupted():
                         # Partitions are moving or the consumer stops: give the whole batch
                         # up now rather than hold the rebalance until it is done.
                         raise _AbandonRecordError("batch interrupted")
+                    if event.event_id not in fresh:
+                        outcomes.append((decision, "duplicate"))
+                        continue
+                    fresh.discard(event.event_id)  # the same event again later in the batch
                     with self._event_log_context(decision):
-                        outcome = await self._claim_and_handle(
-                            session, decision.event, decision.handler
-                        )
-                    outcomes.append((decision, outcome))
+                        await handler(session, event)
+                    outcomes.append((decision, "handled"))
         except Exception as exc:
             logger.info(
                 "batch of %d not applied (%r); applying one at a time",

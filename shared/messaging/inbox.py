@@ -14,6 +14,7 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +45,40 @@ async def claim_event(
         {"consumer": consumer, "event_id": event_id, "event_type": event_type},
     )
     return result.first() is not None
+
+
+async def claim_events(
+    session: AsyncSession, table: Table, *, consumer: str, events: list[tuple[UUID, str]]
+) -> set[UUID]:
+    """Records a batch of (event id, type) in one statement; returns the ids not seen before.
+
+    An id twice in the batch is returned once: the caller handles its first occurrence only.
+    """
+    if not events:
+        return set()
+    result = await execute(
+        session,
+        _claim_many_statement(table),
+        {
+            "consumer": consumer,
+            "event_ids": [event_id for event_id, _ in events],
+            "event_types": [event_type for _, event_type in events],
+        },
+    )
+    return {row.event_id for row in result}
+
+
+@functools.cache
+def _claim_many_statement(table: Table) -> Executable:
+    # One round trip for a whole poll instead of one per event (DO NOTHING also skips an id
+    # repeated within the batch).
+    return text(
+        f"INSERT INTO {table.fullname} (consumer, event_id, event_type) "
+        "SELECT :consumer, claimed.event_id, claimed.event_type "
+        "FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_types AS text[])) "
+        "AS claimed(event_id, event_type) "
+        "ON CONFLICT DO NOTHING RETURNING event_id"
+    )
 
 
 @functools.cache

@@ -136,44 +136,74 @@ class TimerWorker:
 
     async def _fire_next(self, now: datetime) -> str | None:
         table = self.table
-        async with self.sessionmaker() as session, session.begin():
-            # One row per transaction: a slow handler holds one lock, a crash undoes one
-            # firing, and each effect is visible as soon as its own timer commits.
-            row = (
-                await session.execute(
-                    select(table)
-                    .where(table.c.status == PENDING, table.c.due_at <= now)
-                    .order_by(table.c.due_at)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                )
-            ).first()
-            if row is None:
-                return None
-            timer = Timer.from_row(row)
-            with log_context(
-                complaint_id=timer.payload.get("complaint_id"),
-                correlation_id=timer.payload.get("correlation_id"),
-            ):
-                try:
-                    # The savepoint lets a failed handler's writes vanish while the claim and
-                    # the failure record still commit.
-                    async with session.begin_nested():
-                        await self._call_handler(session, timer)
-                except Exception as exc:
-                    if is_database_outage(exc):
-                        raise
-                    outcome = await self._record_failure(session, timer, exc, now)
-                else:
+        timer: Timer | None = None
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                # One row per transaction: a slow handler holds one lock, a crash undoes one
+                # firing, and each effect is visible as soon as its own timer commits.
+                row = (
+                    await session.execute(
+                        select(table)
+                        .where(table.c.status == PENDING, table.c.due_at <= now)
+                        .order_by(table.c.due_at)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).first()
+                if row is None:
+                    return None
+                timer = Timer.from_row(row)
+                with self._log_context(timer):
+                    await self._call_handler(session, timer)
                     await session.execute(
                         update(table)
                         .where(table.c.id == timer.id)
                         .values(status=FIRED, fired_at=now, attempts=timer.attempts + 1)
                     )
-                    outcome = FIRED
+            outcome = FIRED
+        except Exception as exc:
+            if timer is None or is_database_outage(exc):
+                raise
+            # The handler's writes rolled back with the claim (no savepoint: two round trips
+            # fewer on every firing); the failure is recorded in a transaction of its own.
+            with self._log_context(timer):
+                recorded = await self._record_failure_alone(timer, exc, now)
+            if recorded is None:
+                return "taken"
+            outcome = recorded
         self.outcomes[outcome] += 1
         TIMERS_HANDLED.labels(self.schema, timer.kind, outcome).inc()
         return outcome
+
+    @staticmethod
+    def _log_context(timer: Timer) -> contextlib.AbstractContextManager[None]:
+        return log_context(
+            complaint_id=timer.payload.get("complaint_id"),
+            correlation_id=timer.payload.get("correlation_id"),
+        )
+
+    async def _record_failure_alone(
+        self, timer: Timer, exc: Exception, now: datetime
+    ) -> str | None:
+        """Counts a failed firing; None if another worker took the timer in between."""
+        table = self.table
+        async with self.sessionmaker() as session, session.begin():
+            # Still pending and as this worker saw it: otherwise another replica claimed it
+            # after the rollback and that firing counts instead.
+            still = (
+                await session.execute(
+                    select(table.c.id)
+                    .where(
+                        table.c.id == timer.id,
+                        table.c.status == PENDING,
+                        table.c.attempts == timer.attempts,
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+            ).first()
+            if still is None:
+                return None
+            return await self._record_failure(session, timer, exc, now)
 
     async def _call_handler(self, session: AsyncSession, timer: Timer) -> None:
         handler = self.handlers.get(timer.kind)

@@ -19,6 +19,8 @@ from shared.messaging import (
     EventConsumer,
     OutboxRelay,
     RetryPolicy,
+    claim_event,
+    claim_events,
     create_consumer,
     create_producer,
     ensure_topics,
@@ -304,6 +306,22 @@ class TestInbox:
         assert await lane.db.count(lane.db.effects, event_id=event.event_id) == 1
         assert handler.calls == 2, "the duplicate must not reach the handler"
         assert consumer.outcomes["duplicate"] == 1
+
+    async def test_a_batch_claim_returns_each_new_event_once(self, lane: Lane):
+        seen, new, twice = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        async with lane.db.sessionmaker() as session, session.begin():
+            assert await claim_event(
+                session, lane.db.inbox, consumer="c", event_id=seen, event_type="t.seen"
+            )
+        batch = [(seen, "t.seen"), (new, "t.new"), (twice, "t.twice"), (twice, "t.twice")]
+        async with lane.db.sessionmaker() as session, session.begin():
+            fresh = await claim_events(session, lane.db.inbox, consumer="c", events=batch)
+        assert fresh == {new, twice}
+        assert await lane.db.count(lane.db.inbox, consumer="c") == 3
+        async with lane.db.sessionmaker() as session, session.begin():
+            # Another consumer's inbox rows are its own.
+            fresh = await claim_events(session, lane.db.inbox, consumer="d", events=batch)
+        assert fresh == {seen, new, twice}
 
     async def test_offsets_are_committed_so_a_restarted_consumer_does_not_reapply(
         self, lane: Lane, producer
