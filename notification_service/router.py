@@ -3,7 +3,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from notification_service import service
 from notification_service.config import get_settings
@@ -25,7 +25,8 @@ from notification_service.schemas import (
     WebhookEndpointList,
 )
 from shared.auth import Principal, Role, allow
-from shared.errors import problem_responses
+from shared.auth.dependencies import access_of, client_address
+from shared.errors import NotFoundError, problem_responses
 from shared.web import SessionDep
 
 router = APIRouter(prefix="/v1/complaints", tags=["notifications"])
@@ -85,16 +86,27 @@ SurveyReader = Annotated[Principal, Depends(allow(Role.SUPERVISOR, Role.ADMIN))]
     "/{token}",
     status_code=status.HTTP_201_CREATED,
     response_model=SurveyReceipt,
-    responses=problem_responses(404, 409, 410, 422, 503),
+    responses=problem_responses(404, 409, 410, 422, 429, 503),
     summary="Answer a survey, without signing in: the link's token is the credential",
 )
 async def answer_survey(
     token: Annotated[str, Path(min_length=16, max_length=512, pattern=r"^[A-Za-z0-9_.\-]+$")],
     body: SurveyAnswer,
     session: SessionDep,
+    request: Request,
 ) -> SurveyReceipt:
-    """Takes the one answer of the survey the token names (expired: 410; answered: 409)."""
-    return await service.answer_survey(session, token=token, answer=body, settings=get_settings())
+    """Takes the one answer of the survey the token names (expired: 410; answered: 409).
+
+    A link that names no survey (tampered, guessed) costs its address a failure token, as a
+    wrong credential does: a burst of them is 429 with Retry-After.
+    """
+    try:
+        return await service.answer_survey(
+            session, token=token, answer=body, settings=get_settings()
+        )
+    except NotFoundError:
+        access_of(request).note_failure(client_address(request), what="survey links")
+        raise
 
 
 @surveys_router.get(

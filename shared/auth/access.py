@@ -65,12 +65,15 @@ class Access:
                 raise unauthorized(f"bearer token not accepted: {exc}", "invalid_token") from exc
         raise unauthorized("credentials required: an X-API-Key header or a bearer token")
 
-    def note_failure(self, client: str) -> None:
-        """Spends one of a client address's failure tokens; 429 once it has none left."""
-        wait = self.buckets.take(f"failed-auth:{client}", self.settings.failed_auth_limit)
+    def note_failure(self, client: str, *, what: str = "authentications") -> None:
+        """Spends one of a client address's failure tokens; 429 once it has none left.
+
+        Each kind of failure (`what`: authentications, survey links...) has its own bucket.
+        """
+        wait = self.buckets.take(f"failed-{what}:{client}", self.settings.failed_auth_limit)
         if wait is not None:
             raise TooManyRequestsError(
-                "too many failed authentications from this address; retry later",
+                f"too many failed {what} from this address; retry later",
                 headers={"Retry-After": retry_after_header(wait)},
             )
 

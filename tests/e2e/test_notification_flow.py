@@ -570,6 +570,23 @@ class TestSurvey:
         assert len(events) == 1
         assert b"took a week" not in (events[0].value or b""), "the comment stays here"
 
+    async def test_guessing_links_from_one_address_is_slowed_to_429(self, flow):
+        # Each link that names no survey spends a failure token of the caller's address
+        # (burst 50, its own bucket: failed sign-ins elsewhere in the suite are not touched).
+        url = f"{flow.url('notification')}/v1/surveys"
+        answer = {"score": 5, "reasons": [], "comment": None}
+        async with httpx.AsyncClient(timeout=10) as anonymous:
+            answers = [
+                await anonymous.post(f"{url}/guess{n:04d}-{'x' * 24}", json=answer)
+                for n in range(60)
+            ]
+        codes = [a.status_code for a in answers]
+        assert set(codes) == {404, 429}, codes
+        assert codes.index(429) > 0, "some guesses are answered before the limit"
+        limited = answers[codes.index(429)]
+        assert limited.headers["content-type"] == "application/problem+json"
+        assert int(limited.headers["retry-after"]) >= 1
+
     async def test_an_expired_survey_link_is_refused(self, flow):
         long_ago = ManualClock(datetime.now(UTC) - timedelta(days=8))
         token = SurveyTokens(DEV_ONLY_SURVEY_KEY, clock=long_ago).issue(
