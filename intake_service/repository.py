@@ -2,13 +2,16 @@
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    ColumnElement,
     DateTime,
     Executable,
+    Integer,
     Text,
     Uuid,
     and_,
@@ -23,10 +26,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from intake_service.models import (
     account_flags,
@@ -71,41 +75,111 @@ _FIRST_STEP = (
 )
 _INSERT_COMPLAINT = select(_NEW_COMPLAINT.c.complaint_number).add_cte(_FIRST_STEP)
 
-_STORE_IDEMPOTENT_RESPONSE = (
-    pg_insert(idempotency_keys)
-    .values(
-        caller=bindparam("caller"),
-        key=bindparam("key"),
-        request_fingerprint=bindparam("fingerprint"),
-        response_status=bindparam("status"),
-        response_body=bindparam("body", type_=idempotency_keys.c.response_body.type),
-        expires_at=bindparam("expires_at"),
+
+_AT = DateTime(timezone=True)
+
+
+def _store_response(body: ColumnElement[Any]) -> ReturningInsert[Any]:
+    # The caller's key with its response. A key is taken again only once past its retention;
+    # a concurrent request with the same key waits on the key's index entry until the first
+    # commits, then finds it taken (nothing returned).
+    rows = pg_insert(idempotency_keys).from_select(
+        ["caller", "key", "request_fingerprint", "response_status", "response_body", "expires_at"],
+        select(
+            bindparam("key_caller", type_=Text),
+            bindparam("key", type_=Text),
+            bindparam("key_fingerprint", type_=Text),
+            bindparam("key_status", type_=Integer),
+            body,
+            bindparam("key_expires_at", type_=_AT),
+        ),
     )
-    .on_conflict_do_update(
+    return rows.on_conflict_do_update(
         index_elements=[idempotency_keys.c.caller, idempotency_keys.c.key],
         set_={
-            "request_fingerprint": bindparam("fingerprint"),
-            "response_status": bindparam("status"),
-            "response_body": bindparam("body", type_=idempotency_keys.c.response_body.type),
+            "request_fingerprint": rows.excluded.request_fingerprint,
+            "response_status": rows.excluded.response_status,
+            "response_body": rows.excluded.response_body,
             "created_at": func.now(),
-            "expires_at": bindparam("expires_at"),
+            "expires_at": rows.excluded.expires_at,
         },
-        # Only a key past its retention may be taken again.
-        where=idempotency_keys.c.expires_at < bindparam("now"),
+        where=idempotency_keys.c.expires_at < bindparam("key_now", type_=_AT),
+    ).returning(idempotency_keys.c.key)
+
+
+_STORE_IDEMPOTENT_RESPONSE = _store_response(bindparam("key_body", type_=JSONB))
+# The new complaint, its first step and the caller's key with the response in one statement
+# (a round trip fewer than storing the key after). The response is built before the number
+# is taken: the number goes into its body here.
+_KEY_WITH_NEW_COMPLAINT = _store_response(
+    func.jsonb_set(
+        bindparam("key_body", type_=JSONB),
+        literal_column("'{complaint_number}'::text[]"),
+        func.to_jsonb(_NEW_COMPLAINT.c.complaint_number),
     )
-    .returning(idempotency_keys.c.key)
-)
+).cte("stored_key")
+_INSERT_COMPLAINT_AND_KEY = select(
+    _NEW_COMPLAINT.c.complaint_number,
+    select(literal_column("1")).select_from(_KEY_WITH_NEW_COMPLAINT).exists().label("key_stored"),
+).add_cte(_FIRST_STEP)
+
+
+@dataclass(frozen=True)
+class IdempotentResponse:
+    """A caller's Idempotency-Key with the response that answers it, to store with the work."""
+
+    caller: str
+    key: str
+    fingerprint: str
+    status: int
+    body: dict[str, Any]
+    expires_at: datetime
+    now: datetime
+
+    def parameters(self) -> dict[str, Any]:
+        """The statements' parameters."""
+        return {
+            "key_caller": self.caller,
+            "key": self.key,
+            "key_fingerprint": self.fingerprint,
+            "key_status": self.status,
+            "key_body": self.body,
+            "key_expires_at": self.expires_at,
+            "key_now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class InsertedComplaint:
+    """A new complaint's number; whether the caller's key was found taken (nothing stored)."""
+
+    number: str
+    key_taken: bool
 
 
 async def insert_complaint(
-    session: AsyncSession, values: dict[str, Any], *, period: str, first_step: dict[str, Any]
-) -> str:
-    """Stores a new complaint and its first timeline step; returns its number (YYYYMM-NNNNNN)."""
+    session: AsyncSession,
+    values: dict[str, Any],
+    *,
+    period: str,
+    first_step: dict[str, Any],
+    response: IdempotentResponse | None = None,
+) -> InsertedComplaint:
+    """Stores a new complaint, its first timeline step and the response to the caller's key.
+
+    The number (YYYYMM-NNNNNN) is taken in the statement and written into the stored
+    response's `complaint_number`. A key found taken (`key_taken`) leaves the complaint
+    written: the caller must roll the transaction back.
+    """
     parameters = {**values, "period": period} | {
         f"step_{name}": value for name, value in first_step.items()
     }
-    result = await execute(session, _INSERT_COMPLAINT, parameters)
-    return str(result.scalar_one())
+    if response is None:
+        result = await execute(session, _INSERT_COMPLAINT, parameters)
+        return InsertedComplaint(str(result.scalar_one()), key_taken=False)
+    result = await execute(session, _INSERT_COMPLAINT_AND_KEY, parameters | response.parameters())
+    row = result.one()
+    return InsertedComplaint(str(row.complaint_number), key_taken=not row.key_stored)
 
 
 _COMPLAINT_BY_ID = select(complaints).where(complaints.c.id == bindparam("complaint_id"))
@@ -119,35 +193,13 @@ async def get_complaint(session: AsyncSession, *, complaint_id: UUID) -> Row[Any
     return result.first()
 
 
-async def store_idempotent_response(
-    session: AsyncSession,
-    *,
-    caller: str,
-    key: str,
-    fingerprint: str,
-    status: int,
-    body: dict[str, Any],
-    expires_at: datetime,
-    now: datetime,
-) -> bool:
+async def store_idempotent_response(session: AsyncSession, response: IdempotentResponse) -> bool:
     """Remembers the response to a caller's key; False if the key is taken and not expired.
 
     A concurrent request with the same key waits here until the first commits, then finds
     the key taken.
     """
-    result = await execute(
-        session,
-        _STORE_IDEMPOTENT_RESPONSE,
-        {
-            "caller": caller,
-            "key": key,
-            "fingerprint": fingerprint,
-            "status": status,
-            "body": body,
-            "expires_at": expires_at,
-            "now": now,
-        },
-    )
+    result = await execute(session, _STORE_IDEMPOTENT_RESPONSE, response.parameters())
     return result.first() is not None
 
 

@@ -139,6 +139,35 @@ class IdempotencyKeyTakenError(Exception):
         self.fingerprint = fingerprint
 
 
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """A caller's Idempotency-Key for one request; stored with its response, never alone."""
+
+    caller: str
+    key: str
+    fingerprint: str
+    now: datetime
+    expires_at: datetime
+
+    def response(self, status: int, body: dict[str, Any]) -> repository.IdempotentResponse:
+        """The key with the response that answers it."""
+        return repository.IdempotentResponse(
+            caller=self.caller,
+            key=self.key,
+            fingerprint=self.fingerprint,
+            status=status,
+            body=body,
+            expires_at=self.expires_at,
+            now=self.now,
+        )
+
+    def taken(self) -> IdempotencyKeyTakenError:
+        """The error for a key that already has a response."""
+        return IdempotencyKeyTakenError(
+            caller=self.caller, key=self.key, fingerprint=self.fingerprint
+        )
+
+
 async def submit_complaint(
     session: AsyncSession,
     *,
@@ -151,10 +180,20 @@ async def submit_complaint(
 ) -> Submission:
     """Accepts a complaint once per caller and idempotency key (Stripe semantics).
 
-    The key is stored last, with the response, in the same transaction: a request that
-    finds it taken (a retry, or a concurrent twin that committed first) raises
+    The key is stored with the response, in the same transaction as the complaint: a request
+    that finds it taken (a retry, or a concurrent twin that committed first) raises
     IdempotencyKeyTakenError and its own work is rolled back.
     """
+    claim = None
+    if idempotency_key is not None:
+        now = utcnow()
+        claim = IdempotencyClaim(
+            caller=caller,
+            key=idempotency_key,
+            fingerprint=request_fingerprint(request),
+            now=now,
+            expires_at=now + timedelta(hours=settings.idempotency_key_ttl_hours),
+        )
     try:
         receipt = await receive_complaint(
             session,
@@ -162,36 +201,20 @@ async def submit_complaint(
             storefront_id=storefront_id,
             correlation_id=correlation_id,
             settings=settings,
+            idempotency=claim,
         )
     except EvidenceNotAttachableError:
         # A retry of a stored complaint finds its evidence attached already: like any reused
         # key, it is answered with the first response (or 422 if its body differs).
-        if idempotency_key is not None and await _key_answered(session, caller, idempotency_key):
-            raise IdempotencyKeyTakenError(
-                caller=caller, key=idempotency_key, fingerprint=request_fingerprint(request)
-            ) from None
+        if claim is not None and await _key_answered(session, caller, claim.key):
+            raise claim.taken() from None
         raise
-    body = receipt.model_dump(mode="json")
+    return Submission(_status_of(receipt), receipt.model_dump(mode="json"), replayed=False)
+
+
+def _status_of(receipt: ComplaintReceipt) -> int:
     # A repeated submission creates nothing: 200 with the open complaint it was added to.
-    status_code = 200 if receipt.duplicate_of_open else 201
-    if idempotency_key is not None:
-        now = utcnow()
-        fingerprint = request_fingerprint(request)
-        stored = await repository.store_idempotent_response(
-            session,
-            caller=caller,
-            key=idempotency_key,
-            fingerprint=fingerprint,
-            status=status_code,
-            body=body,
-            expires_at=now + timedelta(hours=settings.idempotency_key_ttl_hours),
-            now=now,
-        )
-        if not stored:
-            raise IdempotencyKeyTakenError(
-                caller=caller, key=idempotency_key, fingerprint=fingerprint
-            )
-    return Submission(status_code, body, replayed=False)
+    return 200 if receipt.duplicate_of_open else 201
 
 
 async def _key_answered(session: AsyncSession, caller: str, key: str) -> bool:
@@ -286,11 +309,14 @@ async def receive_complaint(
     storefront_id: str | None,
     correlation_id: str,
     settings: Settings,
+    idempotency: IdempotencyClaim | None = None,
 ) -> ComplaintReceipt:
     """Records a complaint: a duplicate is linked, otherwise it is numbered and checked.
 
     Every complaint is numbered and recorded, even one the checks reject; the event says
     what became of it (received, info requested or rejected) in the same transaction.
+    With `idempotency`, the caller's key is stored with the receipt, or IdempotencyKeyTakenError
+    is raised (the transaction must be rolled back).
     """
     now = utcnow()
     customer_id = request.customer.customer_id
@@ -315,9 +341,14 @@ async def receive_complaint(
         window=timedelta(days=settings.duplicate_window_days),
     )
     if duplicate is not None:
-        return await _link_duplicate(
+        receipt = await _link_duplicate(
             session, duplicate, request=request, correlation_id=correlation_id, now=now
         )
+        if idempotency is not None and not await repository.store_idempotent_response(
+            session, idempotency.response(_status_of(receipt), receipt.model_dump(mode="json"))
+        ):
+            raise idempotency.taken()
+        return receipt
     if over_open_cap(len(open_rows), settings.max_open_complaints_per_customer):
         raise TooManyRequestsError(
             f"customer {customer_id} already has {len(open_rows)} open complaints, the most "
@@ -394,7 +425,10 @@ async def receive_complaint(
         settings=settings,
     )
     step = intake_step(outcome.status, **_step_details(outcome))
-    values["complaint_number"] = await repository.insert_complaint(
+    # The receipt is stored with the complaint, before its number is taken: the statement
+    # writes the number into the stored copy.
+    receipt = _receipt(values | {"complaint_number": ""}, outcome)
+    inserted = await repository.insert_complaint(
         session,
         values,
         period=numbering_period(now, settings.timezone),
@@ -404,10 +438,16 @@ async def receive_complaint(
             "summary_en": step.summary_en,
             "details": _json_safe(step.details),
         },
+        response=None
+        if idempotency is None
+        else idempotency.response(_status_of(receipt), receipt.model_dump(mode="json")),
     )
+    if idempotency is not None and inserted.key_taken:
+        raise idempotency.taken()
+    values["complaint_number"] = inserted.number
     await attach_evidence(session, complaint_id=complaint_id, evidence=evidence)
     await _emit_outcome(session, values, outcome, settings=settings, evidence=evidence)
-    return _receipt(values, outcome)
+    return receipt.model_copy(update={"complaint_number": inserted.number})
 
 
 def _first_item_as_product(order: OrderRef | None) -> dict[str, Any] | None:

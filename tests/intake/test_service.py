@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake_service import service
@@ -92,6 +93,80 @@ async def test_a_complaint_needing_information_stores_the_list_and_its_deadline(
         "pending_acceptance",
         "customer_supplies_information",
     )
+
+
+async def submit(
+    sessions: async_sessionmaker[AsyncSession], request: ComplaintCreate, *, key: str
+) -> service.Submission:
+    async with transaction(sessions) as session:
+        return await service.submit_complaint(
+            session,
+            request=request,
+            idempotency_key=key,
+            caller="storefront:sf-test",
+            storefront_id="sf-test",
+            correlation_id=f"svc-{uuid.uuid4().hex[:8]}",
+            settings=SETTINGS,
+        )
+
+
+async def stored_response(sessions: async_sessionmaker[AsyncSession], key: str) -> Any:
+    async with transaction(sessions) as session:
+        return await service.repository.get_idempotency_record(
+            session, caller="storefront:sf-test", key=key
+        )
+
+
+async def complaints_of(sessions: async_sessionmaker[AsyncSession], customer: str) -> list[Any]:
+    async with transaction(sessions) as session:
+        return await service.repository.complaints_of_customer_for_update(
+            session, customer_id=customer, storefront_id=None
+        )
+
+
+class TestSubmitComplaint:
+    async def test_the_key_is_stored_with_the_receipt_and_its_number(self, sessions):
+        key = f"svc-key-{uuid.uuid4().hex}"
+        submission = await submit(sessions, request_for(f"svc-key-{uuid.uuid4().hex[:8]}"), key=key)
+        record = await stored_response(sessions, key)
+        assert submission.status_code == 201
+        assert submission.body["complaint_number"] != ""
+        assert (record.response_status, record.response_body) == (201, submission.body)
+
+    async def test_a_taken_key_rolls_the_new_complaint_back(self, sessions):
+        key = f"svc-key-{uuid.uuid4().hex}"
+        first = await submit(sessions, request_for(f"svc-key-{uuid.uuid4().hex[:8]}"), key=key)
+        other_customer = f"svc-key-{uuid.uuid4().hex[:8]}"
+        with pytest.raises(service.IdempotencyKeyTakenError):
+            await submit(sessions, request_for(other_customer), key=key)
+        assert await complaints_of(sessions, other_customer) == []
+        assert (await stored_response(sessions, key)).response_body == first.body
+
+    async def test_a_repeat_of_an_open_complaint_stores_its_200_receipt(self, sessions):
+        request = request_for(f"svc-key-{uuid.uuid4().hex[:8]}")
+        first = await submit(sessions, request, key=f"svc-key-{uuid.uuid4().hex}")
+        key = f"svc-key-{uuid.uuid4().hex}"
+        repeat = await submit(sessions, request, key=key)
+        record = await stored_response(sessions, key)
+        assert (repeat.status_code, repeat.body["complaint_id"]) == (
+            200,
+            first.body["complaint_id"],
+        )
+        assert (record.response_status, record.response_body) == (200, repeat.body)
+
+    async def test_an_expired_key_is_taken_again(self, sessions):
+        key = f"svc-key-{uuid.uuid4().hex}"
+        await submit(sessions, request_for(f"svc-key-{uuid.uuid4().hex[:8]}"), key=key)
+        async with transaction(sessions) as session:
+            await session.execute(
+                text(
+                    "UPDATE intake.idempotency_keys SET expires_at = now() - interval '1 second'"
+                    " WHERE caller = 'storefront:sf-test' AND key = :key"
+                ),
+                {"key": key},
+            )
+        second = await submit(sessions, request_for(f"svc-key-{uuid.uuid4().hex[:8]}"), key=key)
+        assert (await stored_response(sessions, key)).response_body == second.body
 
 
 def view_event(event: EventEnvelope[Any], occurred_at: datetime) -> EventEnvelope[Any]:
