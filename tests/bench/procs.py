@@ -33,6 +33,39 @@ def cpu_snapshot(pids: Mapping[str, int]) -> dict[str, float]:
     return {name: cpu_seconds(pid) for name, pid in pids.items()}
 
 
+def cpu_by_command(commands: frozenset[str]) -> dict[int, tuple[str, float]]:
+    """CPU seconds of every process whose command is one of `commands`, by pid."""
+    found: dict[int, tuple[str, float]] = {}
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = stat_path.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        command = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if command in commands:
+            fields = stat[stat.rindex(")") + 2 :].split()
+            found[int(stat_path.parent.name)] = (
+                command,
+                (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+            )
+    return found
+
+
+def cpu_delta_by_command(
+    before: Mapping[int, tuple[str, float]], after: Mapping[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds spent between two `cpu_by_command` readings, per command.
+
+    A process that ended in between is missed (Postgres backends are pooled and live long).
+    """
+    spent: dict[str, float] = {}
+    for pid, (command, seconds) in after.items():
+        earlier = before.get(pid)
+        start = earlier[1] if earlier is not None and earlier[0] == command else 0.0
+        spent[command] = spent.get(command, 0.0) + max(seconds - start, 0.0)
+    return spent
+
+
 @dataclass(frozen=True)
 class RawEndpoint:
     """The running raw baseline."""

@@ -25,6 +25,9 @@ class BenchSettings:
     # Open loop (vegeta): intake latency at constant rates, with the platform running.
     latency_seconds: int
     latency_rates: tuple[int, ...]
+    # The cost run: a rate the pipeline keeps up with, drained, for CPU per complaint.
+    cost_rate: int
+    cost_seconds: int
     # The sustained pipeline run.
     sustain_seconds: int
     sustain_rate: int
@@ -57,6 +60,8 @@ class BenchSettings:
             latency_rates=tuple(
                 int(rate) for rate in os.environ.get("BENCH_LATENCY_RATES", "100,200").split(",")
             ),
+            cost_rate=_int("BENCH_COST_RATE", 25),
+            cost_seconds=_int("BENCH_COST_SECONDS", 10 if quick else 20),
             sustain_seconds=_int("BENCH_SUSTAIN_SECONDS", phase_seconds),
             sustain_rate=_int("BENCH_SUSTAIN_RATE", 300),
             seed_rows=_int("BENCH_SEED_ROWS", 50_000 if quick else 1_000_000),
