@@ -30,17 +30,17 @@ _CASE = select(cases).where(cases.c.complaint_id == bindparam("complaint_id"))
 _FACTS = select(complaint_facts).where(complaint_facts.c.complaint_id == bindparam("complaint_id"))
 
 
-async def insert_case(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Opens a case; False if the complaint already has one."""
+async def insert_case(session: AsyncSession, values: dict[str, Any]) -> Row[Any] | None:
+    """Opens a case and returns it (ours until commit); None if the complaint has one."""
     result = await insert_row(
         session,
         cases,
         values,
         skip_on_conflict=True,
         conflict_columns=("complaint_id",),
-        returning="id",
+        returning="*",
     )
-    return result.first() is not None
+    return result.first()
 
 
 async def get_case_by_complaint(

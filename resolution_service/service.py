@@ -443,7 +443,7 @@ async def open_case(
     case_id = uuid.uuid4()
     state = OPENING.next_state
     due = triage.first_response_due_at or now
-    opened = await repository.insert_case(
+    case = await repository.insert_case(
         session,
         {
             "id": case_id,
@@ -464,7 +464,7 @@ async def open_case(
             "correlation_id": triage.correlation_id,
         },
     )
-    if not opened:
+    if case is None:
         await retriage_case(session, triage, settings=settings, causation=causation)
         return False
     await outbox.add(
@@ -488,7 +488,7 @@ async def open_case(
             causation=causation,
         ),
     )
-    case = await _case(session, triage.complaint_id)
+    # The inserted row is the case, locked by this transaction until it commits.
     await _timeline(session, case, actor=Actor(triage.by, "triage_service"), kind="opened", at=now)
     await _assign_least_loaded(session, case, settings=settings, causation=causation)
     return True

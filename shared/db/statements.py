@@ -32,7 +32,10 @@ async def insert_row(
     conflict_columns: tuple[str, ...] = (),
     returning: str | None = None,
 ) -> CursorResult[Any]:
-    """Inserts one row; with `skip_on_conflict`, an existing row makes it a no-op."""
+    """Inserts one row; with `skip_on_conflict`, an existing row makes it a no-op.
+
+    `returning` names the column the result carries, or "*" for the whole row.
+    """
     statement = _insert_statement(
         table, tuple(sorted(values)), skip_on_conflict, conflict_columns, returning
     )
@@ -54,6 +57,8 @@ def _insert_statement(
         statement = statement.on_conflict_do_nothing(
             index_elements=[table.c[name] for name in conflict_columns] or None
         )
+    if returning == "*":
+        return statement.returning(*table.c)
     if returning is not None:
         return statement.returning(table.c[returning])
     return statement
