@@ -66,24 +66,29 @@ NUMBER_PATTERN = r"^[0-9]{6}-[0-9]{6,}$"
     summary="Accept a complaint and return its receipt",
 )
 async def post_complaint(
+    request: Request,
     body: ComplaintCreate,
-    session: SessionDep,
     caller: Writer,
     idempotency_key: Annotated[
         SingleLine | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
     ] = None,
 ) -> Response:
     """Accepts a complaint; a retry with the same Idempotency-Key returns the first receipt."""
-    submission = await service.submit_complaint(
-        session,
-        request=body,
-        idempotency_key=idempotency_key,
-        caller=caller.id,
-        storefront_id=caller.storefront_id,
-        correlation_id=current_correlation_id() or new_correlation_id(),
-        settings=get_settings(),
-    )
-    bind_complaint(submission.body.get("complaint_id"))
+    # The busiest route opens its transaction itself: SessionDep's generator dependency (exit
+    # stack, cancel scope) costs more CPU per request than this block. The edge is the same:
+    # committed before the response is built, rolled back when the service raised (a taken
+    # key is then answered by replay_idempotent_response).
+    async with _transaction(request) as session:
+        submission = await service.submit_complaint(
+            session,
+            request=body,
+            idempotency_key=idempotency_key,
+            caller=caller.id,
+            storefront_id=caller.storefront_id,
+            correlation_id=current_correlation_id() or new_correlation_id(),
+            settings=get_settings(),
+        )
+        bind_complaint(submission.body.get("complaint_id"))
     return JSONResponse(submission.body, status_code=submission.status_code)
 
 
@@ -324,8 +329,9 @@ _UPLOAD_REQUEST_BODY = {
 
 @asynccontextmanager
 async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
-    # The upload's edge: short transactions around the stream, so no connection is held while
-    # a large file arrives.
+    # A route's own commit edge: committed when the block ends, rolled back when it raises.
+    # The upload's are short, around the stream, so no connection is held while a large file
+    # arrives.
     async with request.app.state.runtime.sessionmaker() as session, session.begin():
         yield session
 
