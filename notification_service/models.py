@@ -199,6 +199,22 @@ progress_updates = Table(
     Column("stop_reason", Text, nullable=True),
 )
 
+# The parcel of a complaint (a delayed delivery) as its merchant or carrier last reported it:
+# what progress updates say. Only a report newer than the stored one replaces it.
+parcels = Table(
+    "parcels",
+    metadata,
+    Column("complaint_id", Uuid, primary_key=True),
+    Column("carrier", Text, nullable=False),
+    Column("tracking_number", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("status_at", DateTime(timezone=True), nullable=False),
+    Column("expected_delivery_at", DateTime(timezone=True), nullable=True),
+    Column("delivered", Boolean, nullable=False),
+    Column("reported_by", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 # Merchants' webhook endpoints: the secret is sealed at rest and shown once, when made.
 webhook_endpoints = Table(
     "webhook_endpoints",

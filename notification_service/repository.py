@@ -19,6 +19,7 @@ from notification_service.models import (
     erasures,
     messages,
     notifications,
+    parcels,
     progress_updates,
     recipients,
     staff_contacts,
@@ -519,3 +520,23 @@ async def delete_staff_contact(session: AsyncSession, *, staff_id: str) -> bool:
         .returning(staff_contacts.c.staff_id)
     )
     return result.first() is not None
+
+
+async def report_parcel(session: AsyncSession, values: dict[str, Any]) -> Row[Any]:
+    """Stores a parcel report unless the stored one is newer; returns the parcel as it stands."""
+    statement = insert(parcels).values(values)
+    newer = statement.on_conflict_do_update(
+        index_elements=[parcels.c.complaint_id],
+        set_={name: statement.excluded[name] for name in values if name != "complaint_id"},
+        where=parcels.c.status_at <= statement.excluded.status_at,
+    )
+    await session.execute(newer)
+    row = await get_parcel(session, complaint_id=values["complaint_id"])
+    assert row is not None
+    return row
+
+
+async def get_parcel(session: AsyncSession, *, complaint_id: UUID) -> Row[Any] | None:
+    """A complaint's parcel as last reported, if any was."""
+    result = await session.execute(select(parcels).where(parcels.c.complaint_id == complaint_id))
+    return result.first()

@@ -11,6 +11,8 @@ from notification_service.domain.preferences import CustomerPreferences
 from notification_service.domain.surveys import SurveyAnswer
 from notification_service.schemas import (
     ComplaintNotificationsView,
+    ParcelReport,
+    ParcelView,
     PreferencesView,
     PreviewRequest,
     PreviewView,
@@ -48,6 +50,26 @@ async def get_notifications(
     """Shows what the customer was told about a complaint (nothing yet, or not yours: 404)."""
     return await service.get_complaint_notifications(
         session, complaint_id=complaint_id, settings=get_settings(), principal=caller
+    )
+
+
+# The complaint's merchant reports where its parcel is (admins for anyone): the progress
+# updates of a delayed delivery say it, and a delivered parcel ends them.
+ParcelReporter = Annotated[Principal, Depends(allow(Role.MERCHANT, Role.ADMIN))]
+
+
+@router.put(
+    "/{complaint_id}/parcel",
+    response_model=ParcelView,
+    responses=problem_responses(404, 422),
+    summary="Report where the complaint's parcel is (carrier, tracking number, latest status)",
+)
+async def put_parcel(
+    complaint_id: UUID, body: ParcelReport, session: SessionDep, caller: ParcelReporter
+) -> ParcelView:
+    """Keeps the newest report; the next progress update carries it; delivered stops them."""
+    return await service.report_parcel(
+        session, complaint_id=complaint_id, report=body, principal=caller
     )
 
 

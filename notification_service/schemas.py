@@ -204,3 +204,33 @@ class StaffContactView(BaseModel):
     email: str
     updated_by: str
     updated_at: datetime
+
+
+class ParcelReport(BaseModel):
+    """Where a complaint's parcel is: the carrier's latest status, from the merchant's system."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    carrier: SingleLine = Field(min_length=1, max_length=100, examples=["SF Express 顺丰速运"])
+    tracking_number: str = Field(pattern=r"^[A-Za-z0-9\-]{4,40}$", examples=["SF1234567890"])
+    status: SingleLine = Field(
+        min_length=1, max_length=200, examples=["到达【上海转运中心】 arrived at Shanghai hub"]
+    )
+    status_at: AwareDatetime
+    expected_delivery_at: AwareDatetime | None = None
+    # Delivered: progress updates stop (they run until the parcel arrives or the case ends).
+    delivered: bool = False
+
+
+class ParcelView(BaseModel):
+    """A complaint's parcel as last reported (an older report than it changes nothing)."""
+
+    complaint_id: UUID
+    carrier: str
+    tracking_number: str
+    status: str
+    status_at: datetime
+    expected_delivery_at: datetime | None
+    delivered: bool
+    reported_by: str
+    updated_at: datetime

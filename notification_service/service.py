@@ -60,6 +60,8 @@ from notification_service.schemas import (
     DeliveryAttemptView,
     MessageView,
     NotificationView,
+    ParcelReport,
+    ParcelView,
     PreferencesView,
     PreviewRequest,
     PreviewView,
@@ -1699,13 +1701,60 @@ async def start_progress_updates(
 
 async def stop_progress_updates(session: AsyncSession, event: EventEnvelope[Any]) -> None:
     """Stops a complaint's updates for good: its case is over (or its customer erased)."""
-    row = await repository.get_progress(session, complaint_id=event.complaint_id)
+    await _stop_progress(session, event.complaint_id, reason=event.event_type)
+
+
+async def _stop_progress(session: AsyncSession, complaint_id: UUID, *, reason: str) -> None:
+    row = await repository.get_progress(session, complaint_id=complaint_id)
     if row is None or row.stopped_at is not None:
         return
     await repository.update_progress(
-        session, complaint_id=event.complaint_id, stopped_at=utcnow(), stop_reason=event.event_type
+        session, complaint_id=complaint_id, stopped_at=utcnow(), stop_reason=reason
     )
-    await cancel(session, timers, kind=PROGRESS_TIMER, key=str(event.complaint_id))
+    await cancel(session, timers, kind=PROGRESS_TIMER, key=str(complaint_id))
+
+
+async def report_parcel(
+    session: AsyncSession, *, complaint_id: UUID, report: ParcelReport, principal: Principal
+) -> ParcelView:
+    """Keeps the parcel's latest status for the progress updates; delivered stops them.
+
+    The complaint's merchant reports it (admins for anyone); a report older than the stored
+    one changes nothing, so reports may come late or twice.
+    """
+    recipient = await repository.get_recipient(session, complaint_id=complaint_id)
+    missing = f"no notifications for complaint {complaint_id}"
+    if recipient is None:
+        raise NotFoundError(missing)
+    ensure_visible(principal, missing, merchant_id=recipient.merchant_id)
+    await repository.lock_complaint(session, complaint_id=complaint_id)
+    row = await repository.report_parcel(
+        session,
+        {
+            "complaint_id": complaint_id,
+            "carrier": report.carrier,
+            "tracking_number": report.tracking_number,
+            "status": report.status,
+            "status_at": report.status_at,
+            "expected_delivery_at": report.expected_delivery_at,
+            "delivered": report.delivered,
+            "reported_by": principal.id,
+            "updated_at": utcnow(),
+        },
+    )
+    if row.delivered:
+        await _stop_progress(session, complaint_id, reason="parcel_delivered")
+    return ParcelView(
+        complaint_id=row.complaint_id,
+        carrier=row.carrier,
+        tracking_number=row.tracking_number,
+        status=row.status,
+        status_at=row.status_at,
+        expected_delivery_at=row.expected_delivery_at,
+        delivered=row.delivered,
+        reported_by=row.reported_by,
+        updated_at=row.updated_at,
+    )
 
 
 async def send_progress_update(session: AsyncSession, timer: Timer, *, settings: Settings) -> None:
@@ -1727,9 +1776,17 @@ async def send_progress_update(session: AsyncSession, timer: Timer, *, settings:
         complaint_number=row.complaint_number,
         correlation_id=str(timer.payload.get("correlation_id") or f"progress-{complaint_id}"),
     )
-    # No tracking feed reaches notification yet: the update says the carrier is being asked.
+    # The parcel as its merchant last reported it (PUT .../parcel); none yet: the update says
+    # the carrier is being asked.
+    parcel = await repository.get_parcel(session, complaint_id=complaint_id)
     context = contexts.ProgressUpdate(
-        complaint_number=row.complaint_number, next_update_at=next_at
+        complaint_number=row.complaint_number,
+        next_update_at=next_at,
+        carrier=parcel.carrier if parcel else None,
+        tracking_number=parcel.tracking_number if parcel else None,
+        latest_status=parcel.status if parcel else None,
+        latest_status_at=parcel.status_at if parcel else None,
+        expected_delivery_at=parcel.expected_delivery_at if parcel else None,
     ).model_dump(mode="json")
     await _queue_customer_message(session, cause, route, context, settings=settings)
     await repository.update_progress(session, complaint_id=complaint_id, sent=number)

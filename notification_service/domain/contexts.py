@@ -155,8 +155,9 @@ class CaseRejection(CustomerMessage):
 class ProgressUpdate(CustomerMessage):
     """notification.progress_update: where a delayed parcel is, every 24 hours.
 
-    Without a tracking feed (none reaches notification yet) the parcel's fields are absent and
-    the message says the carrier is being asked; with one, all four come together.
+    Until the complaint's merchant reports the parcel (PUT /v1/complaints/{id}/parcel) its
+    fields are absent and the message says the carrier is being asked; after, the carrier,
+    tracking number and latest status come together (the expected delivery when known).
     """
 
     carrier: str | None = Field(default=None, min_length=1)

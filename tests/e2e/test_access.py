@@ -130,6 +130,8 @@ EXPECTED_ROLES: dict[tuple[str, str, str], set[str]] = {
     ("resolution", "GET", "/v1/cases"): {"merchant", "agent", "supervisor", "admin"},
     ("resolution", "GET", "/v1/ledger"): {"merchant", "agent", "supervisor", "admin"},
     ("notification", "GET", "/v1/complaints/{complaint_id}"): {"storefront", "admin"},
+    # The complaint's merchant reports where its parcel is (progress updates say it).
+    ("notification", "PUT", "/v1/complaints/{complaint_id}/parcel"): {"merchant", "admin"},
     # Merchants manage their own webhook endpoints (admins any merchant's); the customer states
     # preferences through the storefront; template previews are ops'.
     ("notification", "POST", "/v1/merchants/{merchant_id}/webhook-endpoints"): MERCHANTS,
@@ -312,6 +314,8 @@ STAFF_ROUTES = {
     ("notification", method, "/v1/staff/{staff_id}/contact") for method in ("PUT", "GET", "DELETE")
 }
 MATRIX_STAFF_ID = "agent:test-agent"
+# Notification's routes scoped by the complaint's merchant (its rows know the merchant too).
+MERCHANT_COMPLAINT_ROUTES = {("notification", "PUT", "/v1/complaints/{complaint_id}/parcel")}
 # Routes about an owner (a merchant, a customer, a staff member) rather than one complaint.
 OWNER_ROUTES = (
     MERCHANT_ROUTES
@@ -358,6 +362,9 @@ def expected_statuses(
         return {403}
     in_scope = IN_SCOPE_STATUS.get(route, {200})
     if route in MERCHANT_ROUTES:
+        mine = caller.role == "admin" or caller.merchant == owned.merchant
+        return in_scope if mine else {404}
+    if route in MERCHANT_COMPLAINT_ROUTES:
         mine = caller.role == "admin" or caller.merchant == owned.merchant
         return in_scope if mine else {404}
     if route in STAFF_ROUTES:
@@ -652,6 +659,12 @@ async def _call(
         "/webhook-endpoints": {"url": MATRIX_HOOK_URL},
         "/preferences": {"non_essential_opt_out": False},
         "/contact": {"email": "matrix.agent@ops.example"},
+        "/parcel": {
+            "carrier": "SF Express",
+            "tracking_number": "SF0000000001",
+            "status": "in transit",
+            "status_at": "2026-11-20T08:00:00+00:00",
+        },
         "/notes": {"note": "matrix"},
         "/verification-answer": {"stance": "accept"},
         "/approval": {"approve": True},

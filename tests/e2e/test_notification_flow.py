@@ -648,3 +648,54 @@ class TestProgressUpdates:
         [first, *_] = await wait_until(skipped, timeout_s=60, what="a skipped update")
         assert first["reason"] == "opted_out_of_non_essential"
         assert await updates(not_told["complaint_id"], "sent") == []
+
+    async def test_updates_say_what_the_merchant_reports_until_the_parcel_is_delivered(
+        self, flow, http
+    ):
+        made = {**parcel_complaint(312), "merchant_id": "m-1"}
+        receipt = await post(http, flow, made)
+        complaint_id = receipt["complaint_id"]
+        parcel_url = f"{flow.url('notification')}/v1/complaints/{complaint_id}/parcel"
+        report = {
+            "carrier": "SF Express",
+            "tracking_number": "SF7777000312",
+            "status": "arrived at Hangzhou hub",
+            "status_at": datetime.now(UTC).isoformat(),
+        }
+
+        async def reported() -> bool:
+            # 404 until complaint.received has reached notification.
+            answer = await http.put(parcel_url, json=report, headers=MERCHANT.headers())
+            return answer.status_code == 200
+
+        await wait_until(reported, timeout_s=60, what="the parcel report")
+        other = await http.put(parcel_url, json=report, headers=OTHER_MERCHANT.headers())
+        assert other.status_code == 404
+
+        async def updates() -> list[dict[str, Any]]:
+            return [
+                m
+                for m in await message_log(http, flow, complaint_id)
+                if m["message_type"] == "notification.progress_update"
+            ]
+
+        def mail_text(message: dict[str, Any]) -> str:
+            texts = []
+            for mail in mails_to(flow.smtp, made["customer"]["email"], message["delivery_key"]):
+                plain = mail.get_body(("plain",))
+                texts.append(plain.get_content() if plain is not None else "")
+            return "\n".join(texts)
+
+        async def told_the_tracking_number() -> bool:
+            return any("SF7777000312" in mail_text(m) for m in await updates())
+
+        await wait_until(told_the_tracking_number, timeout_s=60, what="an update with the parcel")
+        delivered = {**report, "status": "signed for", "delivered": True}
+        delivered["status_at"] = datetime.now(UTC).isoformat()
+        answer = await http.put(parcel_url, json=delivered, headers=MERCHANT.headers())
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["delivered"] is True
+        await asyncio.sleep(1)  # an update queued before the report may still be logged
+        count = len(await updates())
+        await asyncio.sleep(5)  # more than two intervals (2 s here)
+        assert len(await updates()) == count, "no update after delivery"
