@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -66,7 +67,16 @@ def create_engine(
         # Parameters are customer data (names, phones, emails): an error message or a log
         # line must never render them, so a failed statement shows its SQL only.
         hide_parameters=True,
+        # JSON and JSONB values (event payloads, message contexts, timeline details) go through
+        # orjson: several per event on every service's hot path, ~10x the standard library.
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
     )
+
+
+def _json_dumps(value: object) -> str:
+    # Non-string keys become strings, as json.dumps makes them.
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
