@@ -291,6 +291,47 @@ class TestKillMidSend:
         key = message["delivery_key"]
         assert message["attempts"][0]["provider_reference"] == flow.provider.sent_by_key[key]
 
+    async def test_a_kill_during_a_send_burst_loses_and_doubles_nothing(self, flow, http):
+        flow.provider.slow_seconds = 0.3
+        made = [body(330 + n, "sms") for n in range(10)]
+        try:
+            receipts = [await post(http, flow, m) for m in made]
+            phones = {m["customer"]["phone"] for m in made}
+
+            async def sending() -> bool:
+                # Some sends of the burst are out, most are not yet.
+                started = [
+                    r for r in flow.provider.on("/slow-provider") if r.json()["to"] in phones
+                ]
+                return len(started) >= 4
+
+            await wait_until(sending, timeout_s=60, what="the burst to start")
+            flow.platform.kill("notification")
+            flow.platform.restart("notification")
+
+            async def all_sent() -> list[dict[str, Any]] | None:
+                logs = [await message_log(http, flow, r["complaint_id"]) for r in receipts]
+                customer = [m for log in logs for m in log if m["audience"] == "customer"]
+                expected = 2 * len(receipts)  # the receipt and the case's message each
+                done = len(customer) == expected and all(m["status"] == "sent" for m in customer)
+                return customer if done else None
+
+            messages = await wait_until(all_sent, timeout_s=120, what="every message sent")
+        finally:
+            flow.provider.slow_seconds = 0.0
+        keys = [m["delivery_key"] for m in messages]
+        assert len(set(keys)) == len(keys), "one message per event and recipient"
+        for message in messages:
+            # Sent once: every attempt of a message carried its key, the provider kept one send.
+            [sent] = [a for a in message["attempts"] if a["status"] == "sent"]
+            assert sent["provider_reference"] == flow.provider.sent_by_key[message["delivery_key"]]
+        asked = {
+            r.headers["idempotency-key"]
+            for r in flow.provider.on("/slow-provider")
+            if r.json()["to"] in phones
+        }
+        assert asked == set(keys), "nothing lost, nothing sent under another key"
+
 
 async def message_of(
     http: httpx.AsyncClient,
