@@ -162,6 +162,7 @@ class ServiceRuntime:
                 batch_size=settings.timer_batch_size,
                 poll_interval_s=settings.timer_poll_interval_seconds,
                 name=spec.name,
+                concurrency=settings.timer_concurrency,
             )
             self._spawn(self.timer_worker.run, "timer-worker")
         supervisor = os.environ.get(SUPERVISOR_PID_ENV)

@@ -86,6 +86,8 @@ class ServiceSettings(BaseSettings):
     # Durable timers: due timers taken per pass (one transaction each) and the idle poll.
     timer_batch_size: int = Field(default=100, ge=1, le=5000)
     timer_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Timers one process fires at once (each its own transaction and connection).
+    timer_concurrency: int = Field(default=4, ge=1, le=32)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -69,6 +69,7 @@ class TimerWorker:
         retry: TimerRetryPolicy | None = None,
         max_outage_backoff_s: float = 30.0,
         name: str = "timers",
+        concurrency: int = 1,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.table = table
@@ -79,6 +80,9 @@ class TimerWorker:
         self.retry = retry or TimerRetryPolicy()
         self.max_outage_backoff_s = max_outage_backoff_s
         self.name = name
+        # Timers fired at once, each in its own transaction: handlers that wait on a network
+        # (notification's sends) overlap instead of queueing behind one another.
+        self.concurrency = max(1, concurrency)
         self.schema = table.schema or "public"
         # fired / retrying / failed, for this process's lifetime
         self.outcomes: Counter[str] = Counter()
@@ -127,11 +131,26 @@ class TimerWorker:
         failed after its last attempt). A database outage propagates to the caller.
         """
         taken = 0
-        while taken < self.batch_size and not self._stopping:
-            outcome = await self._fire_next(self.clock.now())
-            if outcome is None:
-                break
-            taken += 1
+
+        async def lane() -> None:
+            nonlocal taken
+            while taken < self.batch_size and not self._stopping:
+                taken += 1  # reserved before the claim, so lanes never overrun the batch
+                if await self._fire_next(self.clock.now()) is None:
+                    taken -= 1
+                    return
+
+        if self.concurrency == 1:
+            await lane()
+            return taken
+        try:
+            # SKIP LOCKED keeps the lanes off each other's timers; one lane's outage cancels
+            # the others (their transactions roll back, their timers stay pending).
+            async with asyncio.TaskGroup() as lanes:
+                for _ in range(self.concurrency):
+                    lanes.create_task(lane())
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         return taken
 
     async def _fire_next(self, now: datetime) -> str | None:

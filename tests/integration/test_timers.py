@@ -390,6 +390,27 @@ async def assert_each_fired_exactly_once(db: TimersSchema, total: int) -> None:
 
 
 class TestReplicas:
+    async def test_one_worker_fires_timers_side_by_side_and_each_exactly_once(self, db):
+        await schedule_many(db, 24)
+        in_flight = 0
+        most = 0
+        effects = EffectHandler(db)
+
+        async def slow(session: AsyncSession, timer: Timer) -> None:
+            # A handler waiting on a network, as a send does.
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            await asyncio.sleep(0.05)
+            await effects(session, timer)
+            in_flight -= 1
+
+        worker = worker_on(db, {PROBE_KIND: slow}, poll_interval_s=0.05, concurrency=4)
+        await run_until_all_fired(db, [worker], 24)
+        await assert_each_fired_exactly_once(db, 24)
+        assert 2 <= most <= 4, "firings overlap, never more than the concurrency"
+        assert worker.outcomes[FIRED] == 24
+
     async def test_two_workers_on_separate_engines_fire_each_of_200_timers_exactly_once(
         self, db, stack: StackUnderTest
     ):
