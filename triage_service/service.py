@@ -511,13 +511,21 @@ async def apply_case_state(
     if effect is ClockEffect.STOP:
         await stop_clocks(session, complaint_id=complaint_id, reason=f"case_{case_state}", at=at)
         return
+    # Most case events leave the clocks as they are (the case stays in processing): a plain
+    # read says so without locking. Pauses change only here, one event of a complaint at a
+    # time, so the read cannot miss a pause in flight; a change is decided again under lock.
+    seen = await repository.get_triage(session, complaint_id=complaint_id)
+    if seen is None or seen.stopped_at is not None:
+        return
+    if (effect is ClockEffect.PAUSE) == _is_paused(_pauses(seen)):
+        return  # already as the case says
     row = await repository.lock_triage(session, complaint_id=complaint_id, timer_kind=SLA_TIMER)
     if row is None or row.stopped_at is not None:
         return
     pauses = _pauses(row)
     paused = _is_paused(pauses)
     if (effect is ClockEffect.PAUSE) == paused:
-        return  # already as the case says
+        return  # changed meanwhile
     clock = SlaClock(budget=_ANY_BUDGET, started_at=row.received_at, pauses=tuple(pauses))
     # A state older than the clock's last change (events of two sources race) takes effect
     # now rather than rewriting the past.
