@@ -7,20 +7,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 from sqlalchemy import (
-    BindParameter,
-    Column,
     ColumnElement,
     DateTime,
     Executable,
     Integer,
     Text,
-    TypeDecorator,
     Uuid,
     and_,
     bindparam,
-    cast,
     column,
     delete,
     func,
@@ -33,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Dialect, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -47,41 +42,13 @@ from intake_service.models import (
 )
 from shared.db.statements import execute, insert_row
 
-
-class _JsonbParameter(TypeDecorator[Any]):
-    """A JSONB parameter serialised by orjson, sent as text and cast by Postgres.
-
-    SQLAlchemy's JSONB serialises with the standard library's encoder: with a dozen JSON
-    values in every new complaint, the encoding showed in the profile. The stored values are
-    the same (Python None is JSON null, as with SQLAlchemy's JSONB).
-    """
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> str:
-        """The value as JSON text."""
-        return orjson.dumps(value).decode()
-
-    def bind_expression(self, bindvalue: BindParameter[Any]) -> ColumnElement[Any]:
-        """Postgres reads the text as JSONB."""
-        return cast(bindvalue, JSONB)
-
-
-_JSONB = _JsonbParameter()
-
-
-def _parameter_type(column: Column[Any]) -> Any:
-    return _JSONB if isinstance(column.type, JSONB) else column.type
-
-
 # Built once: SQLAlchemy compiles each a single time, asyncpg prepares it once per connection.
 # The complaint and the first step of its timeline go in one statement (one round trip).
 _NEW_COMPLAINT = (
     insert(complaints)
     .values(
         {
-            column.name: bindparam(column.name, type_=_parameter_type(column))
+            column.name: bindparam(column.name, type_=column.type)
             for column in complaints.c
             if column.name != "complaint_number"
         }
@@ -101,7 +68,7 @@ _FIRST_STEP = (
             bindparam("step_code", type_=Text),
             bindparam("step_summary_zh", type_=Text),
             bindparam("step_summary_en", type_=Text),
-            bindparam("step_details", type_=_JSONB),
+            bindparam("step_details", type_=timeline.c.details.type),
         ),
     )
     .cte("first_step")
@@ -140,13 +107,13 @@ def _store_response(body: ColumnElement[Any]) -> ReturningInsert[Any]:
     ).returning(idempotency_keys.c.key)
 
 
-_STORE_IDEMPOTENT_RESPONSE = _store_response(bindparam("key_body", type_=_JSONB))
+_STORE_IDEMPOTENT_RESPONSE = _store_response(bindparam("key_body", type_=JSONB))
 # The new complaint, its first step and the caller's key with the response in one statement
 # (a round trip fewer than storing the key after). The response is built before the number
 # is taken: the number goes into its body here.
 _KEY_WITH_NEW_COMPLAINT = _store_response(
     func.jsonb_set(
-        bindparam("key_body", type_=_JSONB),
+        bindparam("key_body", type_=JSONB),
         literal_column("'{complaint_number}'::text[]"),
         func.to_jsonb(_NEW_COMPLAINT.c.complaint_number),
     )
