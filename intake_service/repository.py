@@ -185,6 +185,20 @@ async def insert_complaint(
 _COMPLAINT_BY_ID = select(complaints).where(complaints.c.id == bindparam("complaint_id"))
 # The customer's view takes every event of the other services through this lock.
 _COMPLAINT_BY_ID_FOR_UPDATE = _COMPLAINT_BY_ID.with_for_update()
+# What the customer's view changes, and nothing else: three events a complaint pass through it,
+# and the whole row (contact, description, JSON columns) is not worth decoding for them.
+_VIEW_STATE_FOR_UPDATE = (
+    select(
+        complaints.c.id,
+        complaints.c.status,
+        complaints.c.visible_state,
+        complaints.c.state_changed_at,
+        complaints.c.next_step,
+        complaints.c.next_step_due_at,
+    )
+    .where(complaints.c.id == bindparam("complaint_id"))
+    .with_for_update()
+)
 
 
 async def get_complaint(session: AsyncSession, *, complaint_id: UUID) -> Row[Any] | None:
@@ -277,6 +291,14 @@ async def add_timeline_step(session: AsyncSession, values: dict[str, Any]) -> No
 async def get_complaint_for_update(session: AsyncSession, *, complaint_id: UUID) -> Row[Any] | None:
     """Gets a complaint and locks it until the transaction ends."""
     result = await execute(session, _COMPLAINT_BY_ID_FOR_UPDATE, {"complaint_id": complaint_id})
+    return result.first()
+
+
+async def get_view_state_for_update(
+    session: AsyncSession, *, complaint_id: UUID
+) -> Row[Any] | None:
+    """Gets the columns of a complaint's customer view, locked until the transaction ends."""
+    result = await execute(session, _VIEW_STATE_FOR_UPDATE, {"complaint_id": complaint_id})
     return result.first()
 
 

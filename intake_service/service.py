@@ -994,7 +994,7 @@ async def apply_event_to_view(session: AsyncSession, event: EventEnvelope[Any]) 
     change = view_change(event.event_type, event.payload.model_dump())
     if change is None:
         return False
-    row = await repository.get_complaint_for_update(session, complaint_id=event.complaint_id)
+    row = await repository.get_view_state_for_update(session, complaint_id=event.complaint_id)
     if row is None:
         return False
     await _record_step(session, row.id, change.step, at=event.occurred_at)
